@@ -1,0 +1,1 @@
+"""Building and opening the stores: load → clean → chunk → embed → Chroma + docstore/keyword index."""

@@ -1,0 +1,208 @@
+"""Incremental, per-document-atomic ingestion.
+
+For every supported file under a root: load and clean it, hash the stored
+text together with the chunking settings, and skip it when the docstore holds
+that hash already (no embedding, no write). New or changed documents are
+chunked; vectors of chunks whose text is unchanged are reused, the rest are
+embedded in batches that span documents (the encoder is the bottleneck).
+
+Write order per document, so a crash never exposes half of one:
+ 1. upsert the new chunk vectors into Chroma (invisible: no docstore rows yet);
+ 2. commit the docstore transaction (text, chunk rows, keyword entries):
+    from here on the new version is what retrieval sees;
+ 3. delete the old version's vectors that the new one does not reuse.
+A crash between steps leaves orphan vectors, which retrieval ignores (it only
+returns chunks the docstore knows) and the next run sweeps.
+
+Files that vanished from a root are removed from the index (``prune``).
+Document ids are paths relative to the root, so the same root re-ingested
+maps onto the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llama_index.core import Document
+from llama_index.core.embeddings import BaseEmbedding
+from llama_index.core.schema import TextNode
+from tqdm import tqdm
+
+from index.chunking import OffsetSentenceChunker, text_hash
+from index.docstore import DocStore
+from index.loaders import UnreadableFileError, load_file, supported
+from index.vectors import VectorIndex
+from rag.errors import InvalidInputError
+from rag.settings import ChunkSettings
+from rag.types import Chunk
+
+log = logging.getLogger(__name__)
+
+PIPELINE_VERSION = "1"  # bump when cleaning or chunking changes meaning
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_written: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (f"added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
+                f"removed {len(self.removed)}, skipped {len(self.skipped)}; chunks written {self.chunks_written} "
+                f"(embedded {self.chunks_embedded}, reused {self.chunks_reused}); {self.seconds:.1f} s")
+
+
+@dataclass
+class _Pending:
+    doc_id: str
+    document: Document
+    content_hash: str
+    chunks: list[Chunk]
+    vectors: dict[str, list[float]]
+    old_ids: list[str]
+    is_new: bool
+
+
+class Ingestor:
+    def __init__(self, docstore: DocStore, vectors: VectorIndex, embedder: BaseEmbedding,
+                 chunking: ChunkSettings, batch_size: int = 32) -> None:
+        self.docstore = docstore
+        self.vectors = vectors
+        self.embedder = embedder
+        self.chunker = OffsetSentenceChunker(size=chunking.size, overlap=chunking.overlap)
+        self.batch_size = batch_size
+        self._signature = f"v{PIPELINE_VERSION}:{chunking.size}:{chunking.overlap}"
+
+    # ---- public -------------------------------------------------------------
+
+    def ingest_path(self, path: Path, *, prune: bool = True, progress: bool = False) -> IngestReport:
+        """Bring the index in line with the files under ``path`` (a folder or one file)."""
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise InvalidInputError(f"no such file or folder: {path}", path=str(path))
+        if path.is_file():
+            root, files = path.parent.resolve(), [path.resolve()]
+            prune = False  # one file says nothing about its siblings
+        else:
+            root = path.resolve()
+            files = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p, root))
+        named = [(p.relative_to(root).as_posix(), p) for p in files]
+        return self.ingest_files(named, source_root=str(root), prune=prune, progress=progress)
+
+    def ingest_files(self, files: list[tuple[str, Path]], *, source_root: str, prune: bool = False,
+                     progress: bool = False) -> IngestReport:
+        """Ingest ``(doc_id, path)`` pairs; with ``prune``, drop documents of ``source_root`` not listed."""
+        started = time.perf_counter()
+        report = IngestReport()
+        pending: list[_Pending] = []
+        seen: set[str] = set()
+        bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not progress, leave=False)
+        for doc_id, file in files:
+            seen.add(doc_id)
+            bar.update(1)
+            if not supported(file):
+                self._skip(report, doc_id, f"unsupported file type {file.suffix or '(none)'}")
+                continue
+            try:
+                document = load_file(file)
+            except UnreadableFileError as exc:
+                self._skip(report, doc_id, exc.message)
+                continue
+            item = self._prepare(doc_id, document)
+            if item is None:
+                report.unchanged.append(doc_id)
+                continue
+            pending.append(item)
+            if sum(len(p.chunks) for p in pending) >= self.batch_size * 4:
+                self._flush(pending, source_root, report)
+                pending = []
+            bar.set_postfix(embedded=report.chunks_embedded)
+        self._flush(pending, source_root, report)
+        bar.close()
+        if prune:
+            for stored in self.docstore.documents(source_root=source_root):
+                if stored.doc_id not in seen:
+                    self.remove(stored.doc_id)
+                    report.removed.append(stored.doc_id)
+        self.sweep_orphans()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def remove(self, doc_id: str) -> None:
+        """Delete a document: invisible first (docstore), then its vectors."""
+        ids = self.docstore.delete_document(doc_id)
+        self.vectors.delete(ids)
+
+    def sweep_orphans(self) -> int:
+        """Delete vectors the docstore does not know (left by an interrupted run)."""
+        if self.vectors.count() == self.docstore.chunk_count():
+            return 0
+        known = set(self.docstore.chunk_ids())
+        orphans = [cid for cid in self.vectors.all_ids() if cid not in known]
+        self.vectors.delete(orphans)
+        return len(orphans)
+
+    # ---- steps --------------------------------------------------------------
+
+    def _skip(self, report: IngestReport, doc_id: str, reason: str) -> None:
+        log.warning("skipped %s: %s", doc_id, reason)
+        report.skipped.append((doc_id, reason))
+
+    def _prepare(self, doc_id: str, document: Document) -> _Pending | None:
+        content_hash = hashlib.sha256(f"{self._signature}\n{document.text}".encode()).hexdigest()
+        old_hash = self.docstore.content_hash(doc_id)
+        if old_hash == content_hash:
+            return None
+        document.metadata["doc_id"] = doc_id
+        nodes = self.chunker.get_nodes_from_documents([document])
+        chunks = [Chunk(chunk_id=n.node_id, doc_id=doc_id, start=n.start_char_idx, end=n.end_char_idx,
+                        text=n.get_content()) for n in nodes]
+        old = self.docstore.chunks_of(doc_id) if old_hash else []
+        reusable = self.vectors.embeddings([c.chunk_id for c in old])
+        by_text = {c.text_hash: reusable[c.chunk_id] for c in old if c.chunk_id in reusable}
+        vectors = {c.chunk_id: by_text[text_hash(c.text)] for c in chunks if text_hash(c.text) in by_text}
+        return _Pending(doc_id, document, content_hash, chunks, vectors, [c.chunk_id for c in old], old_hash is None)
+
+    def _flush(self, pending: list[_Pending], source_root: str, report: IngestReport) -> None:
+        if not pending:
+            return
+        todo = [(p, c) for p in pending for c in p.chunks if c.chunk_id not in p.vectors]
+        for i in range(0, len(todo), self.batch_size):
+            batch = todo[i:i + self.batch_size]
+            embeddings = self.embedder.get_text_embedding_batch([c.text for _, c in batch])
+            for (p, c), vec in zip(batch, embeddings):
+                p.vectors[c.chunk_id] = vec
+        report.chunks_embedded += len(todo)
+        for p in pending:
+            report.chunks_reused += len(p.chunks) - sum(1 for q, _ in todo if q is p)
+            self._write(p, source_root)
+            report.chunks_written += len(p.chunks)
+            (report.added if p.is_new else report.updated).append(p.doc_id)
+
+    def _write(self, p: _Pending, source_root: str) -> None:
+        meta = p.document.metadata
+        nodes = [TextNode(id_=c.chunk_id, text=c.text, embedding=p.vectors[c.chunk_id],
+                          metadata={"doc_id": p.doc_id, "start": c.start, "end": c.end})
+                 for c in p.chunks]
+        self.vectors.add(nodes)
+        self.docstore.replace_document(
+            doc_id=p.doc_id, source_root=source_root, title=meta.get("title") or p.doc_id,
+            date=meta.get("date"), url=meta.get("url"), content_hash=p.content_hash,
+            text=p.document.text, chunks=p.chunks)
+        new_ids = {c.chunk_id for c in p.chunks}
+        self.vectors.delete([cid for cid in p.old_ids if cid not in new_ids])
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)

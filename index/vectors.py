@@ -1,0 +1,92 @@
+"""The dense side: a Chroma collection behind llama-index's ``ChromaVectorStore``.
+
+Embedded ``PersistentClient`` in the data directory by default, or a
+``chroma run`` server when ``RAG_CHROMA_HOST`` is set. We always pass our
+own embeddings; Chroma's default embedding function (which downloads a model)
+is never used.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.schema import TextNode
+from llama_index.core.vector_stores.types import VectorStoreQuery
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from rag.errors import StoreUnavailableError
+from rag.settings import ChromaSettings
+
+
+def _unavailable(exc: Exception, where: str) -> StoreUnavailableError:
+    return StoreUnavailableError(f"Chroma store unavailable at {where}: {exc}", where=where)
+
+
+class VectorIndex:
+    """Chunk vectors keyed by chunk id; cosine similarity."""
+
+    def __init__(self, settings: ChromaSettings, data_dir: Path) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaClientSettings
+
+        client_settings = ChromaClientSettings(anonymized_telemetry=False, allow_reset=True)
+        try:
+            if settings.host:
+                self.where = f"{'https' if settings.ssl else 'http'}://{settings.host}:{settings.port}"
+                self._client = chromadb.HttpClient(host=settings.host, port=settings.port, ssl=settings.ssl,
+                                                   settings=client_settings)
+            else:
+                path = Path(data_dir) / "chroma"
+                self.where = str(path)
+                self._client = chromadb.PersistentClient(path=str(path), settings=client_settings)
+            self.collection = self._client.get_or_create_collection(
+                settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+        except Exception as exc:  # chromadb raises many types for a missing server
+            raise _unavailable(exc, getattr(self, "where", settings.host or str(data_dir))) from exc
+        self.store = ChromaVectorStore(chroma_collection=self.collection)
+
+    def _guard(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, KeyError, TypeError):
+            raise
+        except Exception as exc:
+            raise _unavailable(exc, self.where) from exc
+
+    def add(self, nodes: list[TextNode]) -> None:
+        if nodes:
+            self._guard(self.store.add, nodes)
+
+    def delete(self, chunk_ids: list[str]) -> None:
+        for i in range(0, len(chunk_ids), 1000):
+            self._guard(self.collection.delete, ids=chunk_ids[i:i + 1000])
+
+    def embeddings(self, chunk_ids: list[str]) -> dict[str, list[float]]:
+        if not chunk_ids:
+            return {}
+        got = self._guard(self.collection.get, ids=chunk_ids, include=["embeddings"])
+        return {cid: list(vec) for cid, vec in zip(got["ids"], got["embeddings"])}
+
+    def query(self, embedding: list[float], k: int) -> list[tuple[str, float]]:
+        """``(chunk_id, cosine similarity)`` best first."""
+        result = self._guard(self.store.query, VectorStoreQuery(query_embedding=embedding, similarity_top_k=k))
+        # ChromaVectorStore reports exp(-distance); cosine distance is 1 - cos.
+        return [(cid, 1.0 + math.log(max(sim, 1e-12))) for cid, sim in zip(result.ids or [], result.similarities or [])]
+
+    def all_ids(self) -> list[str]:
+        ids: list[str] = []
+        offset, page = 0, 5000
+        while True:
+            got = self._guard(self.collection.get, include=[], limit=page, offset=offset)
+            ids.extend(got["ids"])
+            if len(got["ids"]) < page:
+                return ids
+            offset += page
+
+    def count(self) -> int:
+        return self._guard(self.collection.count)
+
+    def heartbeat(self) -> None:
+        self._guard(self._client.heartbeat)

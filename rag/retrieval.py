@@ -1,0 +1,76 @@
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) rankings fused by RRF.
+
+The retriever depends on three small protocols rather than on the stores, so
+the core does not import ``index/``; ``rag.service`` wires the real ones in.
+Only chunks the docstore knows are returned (see ``index.ingest``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+from llama_index.core.embeddings import BaseEmbedding
+
+from rag.fusion import reciprocal_rank_fusion
+from rag.settings import RetrieveSettings
+from rag.types import Hit
+
+
+class DenseIndex(Protocol):
+    def query(self, embedding: list[float], k: int) -> list[tuple[str, float]]: ...
+
+
+class ChunkRecord(Protocol):
+    chunk_id: str
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+
+
+class KeywordIndex(Protocol):
+    def keyword_search(self, query: str, limit: int) -> list[tuple[str, float]]: ...
+
+    def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, ChunkRecord]: ...
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    query_embedding: list[float]
+
+
+class HybridRetriever:
+    def __init__(self, dense: DenseIndex, keyword: KeywordIndex, embedder: BaseEmbedding,
+                 settings: RetrieveSettings) -> None:
+        self.dense = dense
+        self.keyword = keyword
+        self.embedder = embedder
+        self.settings = settings
+
+    def retrieve(self, question: str, top_k: int | None = None) -> Retrieval:
+        s = self.settings
+        top_k = top_k or s.top_k
+        query_embedding = self.embedder.get_query_embedding(question)
+        dense = [cid for cid, _ in self.dense.query(query_embedding, s.candidates)] if s.dense_weight else []
+        keyword = [cid for cid, _ in self.keyword.keyword_search(question, s.candidates)] if s.keyword_weight else []
+        fused = reciprocal_rank_fusion([dense, keyword], [s.dense_weight, s.keyword_weight], s.rrf_k)
+        # Look up a few spare candidates: dense ids may be stale orphans.
+        wanted = [cid for cid, _ in fused[: top_k * 2 + 10]]
+        records = self.keyword.get_chunks(wanted)
+        best_possible = (s.dense_weight + s.keyword_weight) / (s.rrf_k + 1)
+        dense_rank = {cid: i for i, cid in enumerate(dense, 1)}
+        keyword_rank = {cid: i for i, cid in enumerate(keyword, 1)}
+        hits: list[Hit] = []
+        for cid, score in fused:
+            record = records.get(cid)
+            if record is None:
+                continue
+            hits.append(Hit(chunk_id=cid, doc_id=record.doc_id, title=record.title, start=record.start,
+                            end=record.end, text=record.text, score=round(score / best_possible, 4),
+                            dense_rank=dense_rank.get(cid), keyword_rank=keyword_rank.get(cid)))
+            if len(hits) == top_k:
+                break
+        return Retrieval(hits=hits, query_embedding=query_embedding)

@@ -1,0 +1,97 @@
+"""One settings object for the whole service.
+
+Every field is read from an environment variable with the ``RAG_`` prefix; a
+nested group's fields join the group name with ``_`` (``RAG_CHROMA_HOST`` is
+``settings.chroma.host``). Only the edges (CLI, API app factory) call
+:func:`get_settings`; the core receives a :class:`Settings` as an argument.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_CORPUS = REPO_ROOT / "data" / "corpus"
+
+
+class ChromaSettings(BaseModel):
+    host: str | None = Field(None, description="Chroma server host; unset means an embedded PersistentClient in the data directory.")
+    port: int = Field(8000, description="Chroma server port.")
+    ssl: bool = Field(False, description="Use HTTPS for the Chroma server.")
+    collection: str = Field("rag_chunks", description="Collection name; also names the docstore file.")
+
+
+class EmbedSettings(BaseModel):
+    provider: Literal["onnx", "openai", "hash"] = Field(
+        "onnx", description="onnx: bundled all-MiniLM-L6-v2 int8 (offline); openai: an OpenAI-compatible /embeddings endpoint; hash: hashed bag of words (tests, benchmarks).")
+    model: str = Field("all-MiniLM-L6-v2", description="Model name sent to the openai provider.")
+    base_url: str | None = Field(None, description="Base URL of the OpenAI-compatible embeddings server.")
+    api_key: SecretStr | None = Field(None, description="Key for the embeddings server.")
+    batch_size: int = Field(32, ge=1, le=1024, description="Passages per embedding call.")
+    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: onnxruntime decides).")
+    max_tokens: int = Field(256, ge=16, le=512, description="Word pieces kept per passage (MiniLM was trained on 256).")
+
+
+class ChunkSettings(BaseModel):
+    size: int = Field(120, ge=20, le=1000, description="Target chunk length in words (sentences are never cut).")
+    overlap: int = Field(1, ge=0, le=5, description="Sentences repeated between neighbouring chunks.")
+
+
+class RetrieveSettings(BaseModel):
+    top_k: int = Field(6, ge=1, le=50, description="Passages handed to the answerer.")
+    candidates: int = Field(30, ge=1, le=500, description="Candidates taken from each retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense (Chroma) ranking in fusion.")
+    keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword (BM25) ranking in fusion.")
+
+
+class AnswerSettings(BaseModel):
+    mode: Literal["extractive", "openai"] = Field("extractive", description="extractive: offline sentence selection; openai: an OpenAI-compatible chat model.")
+    max_sentences: int = Field(3, ge=1, le=10, description="Most sentences an extractive answer uses.")
+    min_evidence: float = Field(0.42, ge=0, le=1, description="Extractive: best sentence score below which the answer is a refusal.")
+    relative_cutoff: float = Field(0.75, ge=0, le=1, description="Extractive: keep sentences scoring at least this share of the best one.")
+
+
+class VerifySettings(BaseModel):
+    lexical_threshold: float = Field(0.6, ge=0, le=1, description="Share of a sentence's content words a passage must contain to support it.")
+    semantic_threshold: float = Field(0.65, ge=0, le=1, description="Cosine similarity at which a passage sentence supports an answer sentence.")
+
+
+class LLMSettings(BaseModel):
+    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://localhost:11434/v1 (unset: api.openai.com).")
+    model: str = Field("gpt-4o-mini", description="Chat model name.")
+    api_key: SecretStr | None = Field(None, description="Key for the chat server (local servers accept any value).")
+    timeout: float = Field(60.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(512, ge=16, description="Most tokens in a generated answer.")
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Env: ``RAG_<FIELD>`` or ``RAG_<GROUP>_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_nested_delimiter="_", env_nested_max_split=1, extra="ignore"
+    )
+
+    data_dir: Path = Field(REPO_ROOT / ".rag-data", description="Chroma store (embedded mode), docstore and keyword index.")
+    corpus_dir: Path = Field(BUNDLED_CORPUS, description="Default corpus for `rag ingest` with no path.")
+    max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+    chroma: ChromaSettings = ChromaSettings()
+    embed: EmbedSettings = EmbedSettings()
+    chunk: ChunkSettings = ChunkSettings()
+    retrieve: RetrieveSettings = RetrieveSettings()
+    answer: AnswerSettings = AnswerSettings()
+    verify: VerifySettings = VerifySettings()
+    llm: LLMSettings = LLMSettings()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

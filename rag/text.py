@@ -1,0 +1,104 @@
+"""Sentence spans and content words: the shared vocabulary of chunking,
+extractive answering and citation verification.
+
+Spans are ``(start, end)`` offsets into the given text with surrounding
+white space excluded, so ``text[start:end]`` is the sentence itself.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import Stemmer
+
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "gen", "lt", "col", "maj", "capt", "cpt", "sgt", "adm",
+    "sen", "rep", "gov", "pres", "st", "jr", "sr", "no", "vs", "etc", "inc", "co", "corp",
+    "ltd", "dept", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct",
+    "nov", "dec", "approx", "fig", "e.g", "i.e", "u.s", "u.k", "u.n", "a.m", "p.m",
+}
+# A sentence ends at . ! ? (plus closing quotes/brackets), before white space
+# or straight before a capital letter ("(June 2-4).The United States").
+_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|[A-Z“\"]|$)")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each
+    few for from further had has have having he her here hers herself him himself his how
+    i if in into is it its itself just me more most my myself no nor not now of off on
+    once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with
+    would you your yours yourself yourselves said says say according one two new
+    """.split()
+)
+
+_stemmer = Stemmer.Stemmer("english")
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """True when the period at ``dot`` closes an abbreviation or an initial."""
+    start = dot
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "."):
+        start -= 1
+    word = text[start:dot].lower()
+    if not word:
+        return False
+    if word in _ABBREVIATIONS:
+        return True
+    # Initials and dotted acronyms: "J.", "U.S.", "D.C."
+    return len(word.replace(".", "")) <= 2 and word.replace(".", "").isalpha() and (
+        len(word) == 1 or "." in word
+    ) and word[0].isalpha() and (len(word) == 1 or word[0].isupper() or "." in word)
+
+
+def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
+    """Split ``text`` into sentence spans; line breaks always end a sentence."""
+    spans: list[tuple[int, int]] = []
+    for line in re.finditer(r"[^\n]+", text):
+        line_start = line.start()
+        segment = line.group()
+        cursor = 0
+        for match in _END.finditer(segment):
+            first_dot = match.start()
+            if segment[first_dot] == "." and match.group().startswith(".") and len(match.group().rstrip("\"'”’)]")) == 1:
+                if _is_abbreviation(segment, first_dot):
+                    continue
+            _append_trimmed(spans, segment, cursor, match.end(), line_start + offset)
+            cursor = match.end()
+        _append_trimmed(spans, segment, cursor, len(segment), line_start + offset)
+    return spans
+
+
+def _append_trimmed(spans: list[tuple[int, int]], segment: str, start: int, end: int, base: int) -> None:
+    piece = segment[start:end]
+    stripped = piece.strip()
+    if not stripped or not any(ch.isalnum() for ch in stripped):
+        return
+    lead = len(piece) - len(piece.lstrip())
+    spans.append((base + start + lead, base + start + lead + len(stripped)))
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (possessive 's dropped)."""
+    out = []
+    for w in _WORD.findall(text.lower()):
+        w = re.sub(r"['’]s$", "", w)
+        out.append(w)
+    return out
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed words that carry meaning (stopwords and one-letter words dropped)."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+def word_count(text: str) -> int:
+    return len(_WORD.findall(text))

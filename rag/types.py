@@ -1,0 +1,65 @@
+"""Data that crosses module boundaries. Offsets are character offsets into a
+document's stored (cleaned) text, so ``text[start:end]`` is always exact."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Chunk(BaseModel):
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+class Hit(BaseModel):
+    """A retrieved passage (one chunk) with its fused score and ranks."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+    dense_rank: int | None = None
+    keyword_rank: int | None = None
+
+
+class Citation(BaseModel):
+    n: int
+    doc_id: str
+    title: str
+    chunk_id: str
+    start: int
+    end: int
+    quote: str
+    score: float
+
+
+class AnswerSentence(BaseModel):
+    text: str
+    citations: list[int] = Field(default_factory=list)
+
+
+class Timings(BaseModel):
+    retrieve: float = 0.0
+    generate: float = 0.0
+    verify: float = 0.0
+    total: float = 0.0
+
+
+class Answer(BaseModel):
+    question: str
+    answer: str
+    answerable: bool
+    sentences: list[AnswerSentence]
+    citations: list[Citation]
+    dropped_citations: int = 0
+    mode: str
+    timings_ms: Timings
+
+
+REFUSAL = "The sources do not answer this question."
