@@ -170,6 +170,17 @@ class DocStore:
             "WHERE chunk_fts MATCH ? ORDER BY bm25(chunk_fts) LIMIT ?", (match, limit))
         return [(r[0], r[1]) for r in rows]
 
+    def term_document_counts(self, terms: Iterable[str], cap: int = 1000) -> dict[str, int]:
+        """How many chunks contain each term (counted up to ``cap``; enough for IDF)."""
+        con = self._connect()
+        out: dict[str, int] = {}
+        for term in dict.fromkeys(terms):
+            match = '"' + term.replace('"', '""') + '"'
+            out[term] = con.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM chunk_fts WHERE chunk_fts MATCH ? LIMIT ?)", (match, cap)
+            ).fetchone()[0]
+        return out
+
     # ---- writes (one transaction per document) -----------------------------
 
     def replace_document(self, *, doc_id: str, source_root: str, title: str, date: str | None, url: str | None,

@@ -62,13 +62,19 @@ def parse_cited_sentences(answer: str) -> list[CitedSentence]:
 
 
 def render_sentence(text: str, numbers: list[int]) -> str:
-    """``text [1][2].``: markers before a plain final period, else after the text."""
+    """``text [1][2].``: markers before a plain final period, else after the text.
+
+    A sentence always ends closed, so the next one cannot run into it when
+    the answer is parsed again.
+    """
     if not numbers:
         return text
     marks = "".join(f"[{n}]" for n in numbers)
     if text.endswith(".") and not text.endswith(".."):
         return f"{text[:-1]} {marks}."
-    return f"{text} {marks}"
+    if re.search(r"[.!?][\"'”’)\]]*$", text):
+        return f"{text} {marks}"
+    return f"{text} {marks}."
 
 
 def verify(answer: str, hits: list[Hit], checker: SupportChecker) -> Verified:

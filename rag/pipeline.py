@@ -57,9 +57,9 @@ class AskPipeline:
 
         retrieval = self.retriever.retrieve(question, top_k)
         retrieved = time.perf_counter()
-        draft = answerer.draft(question, retrieval.hits, retrieval.query_embedding) if retrieval.hits else ""
+        draft = answerer.draft(question, retrieval)
         drafted = time.perf_counter()
-        verified = verify(draft, retrieval.hits, self.checker)
+        verified = verify(draft.text, draft.hits, self.checker)
         verified_at = time.perf_counter()
 
         timings = Timings(retrieve=_ms(retrieved - started), generate=_ms(drafted - retrieved),

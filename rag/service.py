@@ -43,7 +43,8 @@ class RagService:
         checker = SupportChecker(s.verify, self.sentence_vectors)
         return AskPipeline(
             s, retriever,
-            {"extractive": lambda: ExtractiveAnswerer(s.answer, self.sentence_vectors),
+            {"extractive": lambda: ExtractiveAnswerer(s.answer, self.sentence_vectors, self.docstore,
+                                                      retriever.retrieve),
              "openai": lambda: OpenAIChatAnswerer(s.llm)},
             checker, is_empty=lambda: self.docstore.chunk_count() == 0)
 

@@ -46,14 +46,15 @@ class RetrieveSettings(BaseModel):
     top_k: int = Field(6, ge=1, le=50, description="Passages handed to the answerer.")
     candidates: int = Field(30, ge=1, le=500, description="Candidates taken from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
-    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense (Chroma) ranking in fusion.")
+    dense_weight: float = Field(0.5, ge=0, description="Weight of the dense (Chroma) ranking in fusion.")
     keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword (BM25) ranking in fusion.")
 
 
 class AnswerSettings(BaseModel):
     mode: Literal["extractive", "openai"] = Field("extractive", description="extractive: offline sentence selection; openai: an OpenAI-compatible chat model.")
     max_sentences: int = Field(3, ge=1, le=10, description="Most sentences an extractive answer uses.")
-    min_evidence: float = Field(0.42, ge=0, le=1, description="Extractive: best sentence score below which the answer is a refusal.")
+    min_coverage: float = Field(0.3, ge=0, le=1, description="Extractive: refuse when the passages hold less than this IDF-weighted share of the question's words.")
+    min_evidence: float = Field(0.3, ge=0, le=1, description="Extractive: best sentence score below which the answer is a refusal.")
     relative_cutoff: float = Field(0.75, ge=0, le=1, description="Extractive: keep sentences scoring at least this share of the best one.")
 
 

@@ -1,16 +1,22 @@
-"""Answer drafting: each answerer turns a question and numbered passages into
-``[n]``-marked text. Verification (``rag.citations``) runs after every one."""
+"""Answer drafting: each answerer turns a question and its retrieved passages
+into ``[n]``-marked text. Verification (``rag.citations``) runs after every one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
+from rag.retrieval import Retrieval
 from rag.types import Hit
+
+
+@dataclass
+class Draft:
+    text: str  # "" means: nothing in the sources answers this
+    hits: list[Hit]  # the passages the [n] markers number (1-based)
 
 
 class Answerer(Protocol):
     mode: str
 
-    def draft(self, question: str, hits: list[Hit], query_embedding: list[float]) -> str:
-        """Answer text with ``[n]`` markers (n = 1-based index into ``hits``); "" to refuse."""
-        ...
+    def draft(self, question: str, retrieval: Retrieval) -> Draft: ...

@@ -1,32 +1,54 @@
 """The offline answerer: the retrieved sentences that best answer the question.
 
-Each candidate sentence of the retrieved passages is scored by
+Refusal comes first: when the retrieved passages hold less than
+``min_coverage`` of the question's distinctive words (IDF-weighted over the
+whole index), the sources are about something else and nothing is said.
+
+Each candidate sentence of the passages is then scored by
   0.55 · cosine(question, sentence)                     (meaning)
 + 0.35 · IDF-weighted share of question words it holds  (the question's specifics)
 + 0.10 · 1 / rank of its passage                        (retrieval's opinion)
+(+ a small bonus for causal wording when the question asks why).
 The best sentence must reach ``min_evidence`` or the answer is a refusal.
-More sentences join while they score within ``relative_cutoff`` of the best,
-are not near-duplicates of one already chosen, and the cap is not reached.
-The chosen sentences are ordered by passage rank, then by position in the
-document, and each carries the marker of the passage it came from.
+A question word found only in the sentence before a candidate counts half
+(it resolves "he" or "the event"). Why-questions get one feedback hop: the
+best sentence (the event) becomes a query of its own, to find the passages
+that explain it. More sentences join while
+they score within ``relative_cutoff`` of the best and are not near-duplicates
+of one already chosen, up to ``max_sentences``. The chosen sentences are
+ordered by passage rank, then by position, each with its passage's marker.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
+from rag.answering import Draft
 from rag.citations import render_sentence
+from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors
 from rag.settings import AnswerSettings
-from rag.text import content_terms, sentence_spans, word_count
+from rag.text import STOPWORDS, content_terms, sentence_spans, stem, words
 from rag.types import Hit
 
-W_SEMANTIC, W_LEXICAL, W_RANK = 0.55, 0.35, 0.10
-MIN_WORDS = 5
+W_SEMANTIC, W_LEXICAL, W_RANK, W_CAUSE = 0.55, 0.35, 0.10, 0.06
+MIN_ALPHA_WORDS = 4
 REDUNDANT_COSINE = 0.88
+CONTEXT_CREDIT = 0.5
+_WHY = re.compile(r"^\s*(why|how come|what (was|is|were|are) the reasons?)\b|\breasons?\b", re.IGNORECASE)
+_CAUSAL = re.compile(r"\b(because|due to|cited|citing|reasons?|as a result|obstacles?|unless|given that|"
+                     r"prerequisite|caused?|led to|in order to|so that)\b", re.IGNORECASE)
+
+
+class CorpusStats(Protocol):
+    def chunk_count(self) -> int: ...
+
+    def term_document_counts(self, terms: Iterable[str], cap: int = 1000) -> dict[str, int]: ...
 
 
 @dataclass
@@ -36,34 +58,60 @@ class Candidate:
     start: int
     text: str
     terms: set[str]
+    context: set[str]  # words of the sentence before it (for "he", "the event")
     score: float = 0.0
     semantic: float = 0.0
+
+
+_TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
+
+
+def is_sentence(text: str) -> bool:
+    """A full sentence: enough words and closing punctuation (headlines and captions have none)."""
+    return bool(_TERMINAL.search(text)) and len(re.findall(r"[^\W\d_]{2,}", text)) >= MIN_ALPHA_WORDS
 
 
 def candidates_from(hits: list[Hit]) -> list[Candidate]:
     seen: set[tuple[str, int]] = set()
     out: list[Candidate] = []
     for i, hit in enumerate(hits):
+        previous: set[str] = set()
         for s, e in sentence_spans(hit.text, offset=hit.start):
             text = hit.text[s - hit.start:e - hit.start]
-            if (hit.doc_id, s) in seen or word_count(text) < MIN_WORDS:
-                continue
-            seen.add((hit.doc_id, s))
-            out.append(Candidate(i, hit.doc_id, s, text, set(content_terms(text))))
+            terms = set(content_terms(text))
+            if (hit.doc_id, s) not in seen and is_sentence(text):
+                seen.add((hit.doc_id, s))
+                out.append(Candidate(i, hit.doc_id, s, text, terms, previous - terms))
+            previous = terms
     return out
 
 
-def idf_weights(question_terms: set[str], candidates: list[Candidate]) -> dict[str, float]:
-    n = len(candidates)
-    return {t: math.log(1 + (n + 1) / (0.5 + sum(t in c.terms for c in candidates))) for t in question_terms}
+def question_coverage(question: str, hits: list[Hit], stats: CorpusStats) -> float:
+    """IDF-weighted share of the question's words that occur in the passages."""
+    qwords = [w for w in dict.fromkeys(words(question)) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    if not qwords:
+        return 0.0
+    n = max(stats.chunk_count(), 1)
+    counts = stats.term_document_counts(qwords)
+    present = {t for hit in hits for t in content_terms(hit.text)}
+    idf = {w: math.log(1 + (n + 1) / (0.5 + counts.get(w, 0))) for w in qwords}
+    return sum(v for w, v in idf.items() if stem(w) in present) / sum(idf.values())
+
+
+def _merge_hits(first: list[Hit], more: list[Hit], limit: int) -> list[Hit]:
+    known = {h.chunk_id for h in first}
+    return first + [h for h in more if h.chunk_id not in known][: max(0, limit - len(first))]
 
 
 class ExtractiveAnswerer:
     mode = "extractive"
 
-    def __init__(self, settings: AnswerSettings, vectors: SentenceVectors) -> None:
+    def __init__(self, settings: AnswerSettings, vectors: SentenceVectors, stats: CorpusStats | None = None,
+                 retrieve: Callable[[str, int], Retrieval] | None = None) -> None:
         self.settings = settings
         self.vectors = vectors
+        self.stats = stats
+        self.retrieve = retrieve
 
     def score(self, question: str, hits: list[Hit], query_embedding: list[float]) -> list[Candidate]:
         """Candidates scored, best first."""
@@ -71,14 +119,18 @@ class ExtractiveAnswerer:
         if not candidates:
             return []
         q_terms = set(content_terms(question))
-        idf = idf_weights(q_terms, candidates)
+        df = {t: sum(t in c.terms for c in candidates) for t in q_terms}
+        idf = {t: math.log(1 + (len(candidates) + 1) / (0.5 + d)) for t, d in df.items()}
         total = sum(idf.values()) or 1.0
-        matrix = self.vectors.get([c.text for c in candidates])
-        sims = matrix @ np.asarray(query_embedding, dtype=np.float32)
+        why = bool(_WHY.search(question))
+        sims = self.vectors.get([c.text for c in candidates]) @ np.asarray(query_embedding, dtype=np.float32)
         for c, sim in zip(candidates, sims):
-            lexical = sum(w for t, w in idf.items() if t in c.terms) / total
+            lexical = sum(w if t in c.terms else CONTEXT_CREDIT * w if t in c.context else 0.0
+                          for t, w in idf.items()) / total
             c.semantic = float(sim)
             c.score = W_SEMANTIC * c.semantic + W_LEXICAL * lexical + W_RANK / (1 + c.hit_index)
+            if why and _CAUSAL.search(c.text):
+                c.score += W_CAUSE
         return sorted(candidates, key=lambda c: -c.score)
 
     def select(self, ranked: list[Candidate]) -> list[Candidate]:
@@ -86,16 +138,29 @@ class ExtractiveAnswerer:
             return []
         chosen = [ranked[0]]
         floor = ranked[0].score * self.settings.relative_cutoff
-        vectors = {id(c): v for c, v in zip(ranked, self.vectors.get([c.text for c in ranked]))}
+        vectors = dict(zip((id(c) for c in ranked), self.vectors.get([c.text for c in ranked])))
         for c in ranked[1:]:
             if len(chosen) >= self.settings.max_sentences or c.score < floor:
                 break
             if any(float(vectors[id(c)] @ vectors[id(k)]) >= REDUNDANT_COSINE for k in chosen):
                 continue
             chosen.append(c)
-        doc_order = {c.doc_id: c.hit_index for c in sorted(chosen, key=lambda c: c.hit_index)}
-        return sorted(chosen, key=lambda c: (doc_order[c.doc_id], c.doc_id, c.start))
+        first_rank: dict[str, int] = {}
+        for c in sorted(chosen, key=lambda c: c.hit_index):
+            first_rank.setdefault(c.doc_id, c.hit_index)
+        return sorted(chosen, key=lambda c: (first_rank[c.doc_id], c.start))
 
-    def draft(self, question: str, hits: list[Hit], query_embedding: list[float]) -> str:
-        chosen = self.select(self.score(question, hits, query_embedding))
-        return " ".join(render_sentence(c.text, [c.hit_index + 1]) for c in chosen)
+    def draft(self, question: str, retrieval: Retrieval) -> Draft:
+        hits = retrieval.hits
+        if not hits:
+            return Draft("", hits)
+        if self.stats is not None and question_coverage(question, hits, self.stats) < self.settings.min_coverage:
+            return Draft("", hits)
+        ranked = self.score(question, hits, retrieval.query_embedding)
+        if ranked and self.retrieve is not None and _WHY.search(question) \
+                and ranked[0].score >= self.settings.min_evidence:
+            hop = self.retrieve(ranked[0].text, len(hits))
+            hits = _merge_hits(hits, hop.hits, len(hits) + len(hits) // 2)
+            ranked = self.score(question, hits, retrieval.query_embedding)
+        chosen = self.select(ranked)
+        return Draft(" ".join(render_sentence(c.text, [c.hit_index + 1]) for c in chosen), hits)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rag.answering import Draft
 from rag.errors import UpstreamError, UpstreamTimeoutError
+from rag.retrieval import Retrieval
 from rag.settings import LLMSettings
 from rag.types import Hit
 
@@ -38,8 +40,12 @@ class OpenAIChatAnswerer:
                             max_retries=settings.max_retries)
         self.client = client
 
-    def draft(self, question: str, hits: list[Hit], query_embedding: list[float]) -> str:
+    def draft(self, question: str, retrieval: Retrieval) -> Draft:
         import openai
+
+        hits = retrieval.hits
+        if not hits:
+            return Draft("", hits)
 
         try:
             response = self.client.chat.completions.create(
@@ -55,4 +61,4 @@ class OpenAIChatAnswerer:
             raise UpstreamError(f"chat model unreachable: {exc}", model=self.settings.model) from exc
         if not response.choices:
             raise UpstreamError("chat model returned no choices", model=self.settings.model)
-        return response.choices[0].message.content or ""
+        return Draft(response.choices[0].message.content or "", hits)
