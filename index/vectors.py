@@ -24,28 +24,46 @@ def _unavailable(exc: Exception, where: str) -> StoreUnavailableError:
     return StoreUnavailableError(f"Chroma store unavailable at {where}: {exc}", where=where)
 
 
+def _client(settings: ChromaSettings, data_dir: Path) -> tuple[Any, str]:
+    import chromadb
+    from chromadb.config import Settings as ChromaClientSettings
+
+    client_settings = ChromaClientSettings(anonymized_telemetry=False)
+    if settings.host:
+        where = f"{'https' if settings.ssl else 'http'}://{settings.host}:{settings.port}"
+        try:
+            return chromadb.HttpClient(host=settings.host, port=settings.port, ssl=settings.ssl,
+                                       settings=client_settings), where
+        except Exception as exc:  # chromadb raises several types for a missing server
+            raise _unavailable(exc, where) from exc
+    path = Path(data_dir) / "chroma"
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=client_settings), str(path)
+    except Exception as exc:
+        raise _unavailable(exc, str(path)) from exc
+
+
 class VectorIndex:
     """Chunk vectors keyed by chunk id; cosine similarity."""
 
     def __init__(self, settings: ChromaSettings, data_dir: Path) -> None:
-        import chromadb
-        from chromadb.config import Settings as ChromaClientSettings
-
-        client_settings = ChromaClientSettings(anonymized_telemetry=False, allow_reset=True)
+        self._client, self.where = _client(settings, data_dir)
         try:
-            if settings.host:
-                self.where = f"{'https' if settings.ssl else 'http'}://{settings.host}:{settings.port}"
-                self._client = chromadb.HttpClient(host=settings.host, port=settings.port, ssl=settings.ssl,
-                                                   settings=client_settings)
-            else:
-                path = Path(data_dir) / "chroma"
-                self.where = str(path)
-                self._client = chromadb.PersistentClient(path=str(path), settings=client_settings)
             self.collection = self._client.get_or_create_collection(
                 settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None)
-        except Exception as exc:  # chromadb raises many types for a missing server
-            raise _unavailable(exc, getattr(self, "where", settings.host or str(data_dir))) from exc
+        except Exception as exc:
+            raise _unavailable(exc, self.where) from exc
         self.store = ChromaVectorStore(chroma_collection=self.collection)
+
+    @staticmethod
+    def drop(settings: ChromaSettings, data_dir: Path) -> None:
+        """Delete the collection if it exists."""
+        client, where = _client(settings, data_dir)
+        try:
+            if settings.collection in [getattr(c, "name", c) for c in client.list_collections()]:
+                client.delete_collection(settings.collection)
+        except Exception as exc:
+            raise _unavailable(exc, where) from exc
 
     def _guard(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

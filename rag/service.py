@@ -56,3 +56,11 @@ class RagService:
 
     def close(self) -> None:
         self.docstore.close()
+
+
+def reset_index(settings: Settings) -> None:
+    """Delete the configured collection and its docstore (for a model change or a fresh start)."""
+    VectorIndex.drop(settings.chroma, Path(settings.data_dir))
+    base = Path(settings.data_dir) / f"{settings.chroma.collection}.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{base}{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,114 @@
+"""The ``rag`` command: ingest, ask, serve. A thin edge over ``rag.service``:
+domain errors become one-line messages and non-zero exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rag.errors import (IndexEmptyError, IndexMismatchError, InvalidInputError, RagError, StoreUnavailableError,
+                        UpstreamError)
+from rag.settings import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Question answering with every sentence cited to its source passage.")
+
+EXIT_CODES: list[tuple[type[RagError], int]] = [
+    (InvalidInputError, 2), (IndexEmptyError, 3), (IndexMismatchError, 3), (StoreUnavailableError, 4),
+    (UpstreamError, 5),
+]
+
+
+def _fail(exc: RagError) -> None:
+    typer.echo(f"error: {exc.message}", err=True)
+    raise typer.Exit(next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1))
+
+
+def _service():
+    from rag.service import RagService
+
+    return RagService(get_settings())
+
+
+@app.command()
+def ingest(
+    path: Optional[Path] = typer.Argument(None, help="File or folder to ingest (default: the configured corpus)."),
+    prune: bool = typer.Option(True, help="Remove indexed documents whose files are gone from this folder."),
+    reset: bool = typer.Option(False, "--reset", help="Delete the whole index first."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Load, clean, chunk and embed documents; unchanged files cost nothing."""
+    try:
+        if reset:
+            from rag.service import reset_index
+
+            reset_index(get_settings())
+        svc = _service()
+        report = svc.ingest(path, prune=prune, progress=not quiet and sys.stderr.isatty())
+    except RagError as exc:
+        _fail(exc)
+        return
+    for doc_id, reason in report.skipped:
+        typer.echo(f"skipped {doc_id}: {reason}", err=True)
+    typer.echo(report.summary())
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question."),
+    as_json: bool = typer.Option(False, "--json", help="Print the Answer object as JSON."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Passages to retrieve."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="extractive or openai."),
+) -> None:
+    """Answer a question from the index, with numbered sources."""
+    try:
+        answer = _service().ask(question, top_k=top_k, mode=mode)
+    except RagError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(answer.model_dump(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(textwrap.fill(answer.answer, width=100))
+    if answer.citations:
+        typer.echo("\nSources:")
+        for c in answer.citations:
+            typer.echo(f"  [{c.n}] {c.doc_id} (chars {c.start}-{c.end})")
+            typer.echo(textwrap.indent(textwrap.fill(f"“{c.quote}”", width=94), "      "))
+    if answer.dropped_citations:
+        typer.echo(f"\n({answer.dropped_citations} unsupported citation(s) removed)")
+    typer.echo(f"\n{answer.mode} · {answer.timings_ms.total:.0f} ms")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+) -> None:
+    """Run the HTTP API (ingests the corpus first if the index is empty)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        application = create_app(get_settings())
+    except RagError as exc:
+        _fail(exc)
+        return
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()
