@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up, then run every test tier (fast and slow). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export HF_HUB_OFFLINE=1
+exec .venv/bin/python -m pytest -m "slow or not slow" "$@"
