@@ -55,7 +55,13 @@ def chunk_spans(text: str, size: int, overlap: int) -> list[tuple[int, int]]:
         spans.append((units[i][0], units[j - 1][1]))
         if j >= len(units):
             break
-        i = max(i + 1, j - overlap)
+        # Repeat the last ``overlap`` units only when the next chunk then still
+        # reaches a new unit; otherwise it would lie inside this one.
+        nxt = max(i + 1, j - overlap)
+        carried = sum(word_count(text[a:b]) for a, b in units[nxt:j])
+        if carried + word_count(text[units[j][0]:units[j][1]]) > size:
+            nxt = j
+        i = nxt
     return spans
 
 

@@ -119,6 +119,9 @@ class Ingestor:
             except UnreadableFileError as exc:
                 self._skip(report, doc_id, exc.message)
                 continue
+            except Exception as exc:  # a reader library failing on one file must not stop the run
+                self._skip(report, doc_id, f"unreadable ({type(exc).__name__}: {exc})")
+                continue
             item = self._prepare(doc_id, document)
             if item is None:
                 report.unchanged.append(doc_id)

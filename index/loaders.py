@@ -101,15 +101,16 @@ class HTMLReader(BaseReader):
 class PDFReader(BaseReader):
     def load_data(self, file: Path, extra_info: dict | None = None) -> list[Document]:
         from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
 
         try:
             reader = PdfReader(str(file))
             if reader.is_encrypted:
                 raise UnreadableFileError(f"{Path(file).name}: encrypted PDF")
             pages = [page.extract_text() or "" for page in reader.pages]
-        except (PdfReadError, ValueError, KeyError, OSError) as exc:
-            raise UnreadableFileError(f"{Path(file).name}: unreadable PDF ({exc})") from exc
+        except UnreadableFileError:
+            raise
+        except Exception as exc:  # pypdf raises many kinds on corrupt input (loops, limits, bad streams)
+            raise UnreadableFileError(f"{Path(file).name}: unreadable PDF ({type(exc).__name__}: {exc})") from exc
         meta_title = (reader.metadata.title if reader.metadata else None) or None
         return [_document("\n\n".join(pages), title=meta_title)]
 

@@ -9,7 +9,7 @@ def reciprocal_rank_fusion(rankings: list[list[str]], weights: list[float] | Non
 
     Returns ``(id, score)`` best first; ties keep the order of first appearance.
     """
-    weights = weights or [1.0] * len(rankings)
+    weights = [1.0] * len(rankings) if weights is None else weights
     if len(weights) != len(rankings):
         raise ValueError("one weight per ranking")
     scores: dict[str, float] = {}

@@ -19,8 +19,9 @@ _ABBREVIATIONS = {
     "nov", "dec", "approx", "fig", "e.g", "i.e", "u.s", "u.k", "u.n", "a.m", "p.m",
 }
 # A sentence ends at . ! ? (plus closing quotes/brackets), before white space
-# or straight before a capital letter ("(June 2-4).The United States").
-_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|[A-Z“\"]|$)")
+# straight before a capital letter ("(June 2-4).The United States"), or
+# before a citation marker glued to it ("… France.[1] Next").
+_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|[A-Z“\"]|\[\d|$)")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 
 STOPWORDS = frozenset(

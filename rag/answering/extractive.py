@@ -8,7 +8,9 @@ Each candidate sentence of the passages is then scored by
   0.55 · cosine(question, sentence)                     (meaning)
 + 0.35 · IDF-weighted share of question words it holds  (the question's specifics)
 + 0.10 · 1 / rank of its passage                        (retrieval's opinion)
-(+ a small bonus for causal wording when the question asks why).
+(+ a small bonus for causal wording when the question asks why; and when no
+chosen sentence of a why-answer states a cause, the best causal sentence
+above ``min_evidence`` takes a slot).
 The best sentence must reach ``min_evidence`` or the answer is a refusal.
 A question word found only in the sentence before a candidate counts half
 (it resolves "he" or "the event"). Why-questions get one feedback hop: the
@@ -133,18 +135,27 @@ class ExtractiveAnswerer:
                 c.score += W_CAUSE
         return sorted(candidates, key=lambda c: -c.score)
 
-    def select(self, ranked: list[Candidate]) -> list[Candidate]:
+    def select(self, ranked: list[Candidate], why: bool = False) -> list[Candidate]:
         if not ranked or ranked[0].score < self.settings.min_evidence:
             return []
+        vectors = dict(zip((id(c) for c in ranked), self.vectors.get([c.text for c in ranked])))
+
+        def redundant(c: Candidate, chosen: list[Candidate]) -> bool:
+            return any(float(vectors[id(c)] @ vectors[id(k)]) >= REDUNDANT_COSINE for k in chosen)
+
         chosen = [ranked[0]]
         floor = ranked[0].score * self.settings.relative_cutoff
-        vectors = dict(zip((id(c) for c in ranked), self.vectors.get([c.text for c in ranked])))
         for c in ranked[1:]:
             if len(chosen) >= self.settings.max_sentences or c.score < floor:
                 break
-            if any(float(vectors[id(c)] @ vectors[id(k)]) >= REDUNDANT_COSINE for k in chosen):
-                continue
-            chosen.append(c)
+            if not redundant(c, chosen):
+                chosen.append(c)
+        if why and not any(_CAUSAL.search(c.text) for c in chosen):
+            # An answer to "why" should state a cause: the best causal sentence takes a slot.
+            cause = next((c for c in ranked if _CAUSAL.search(c.text) and c.score >= self.settings.min_evidence
+                          and c not in chosen and not redundant(c, chosen)), None)
+            if cause is not None:
+                chosen = chosen[: self.settings.max_sentences - 1] + [cause]
         first_rank: dict[str, int] = {}
         for c in sorted(chosen, key=lambda c: c.hit_index):
             first_rank.setdefault(c.doc_id, c.hit_index)
@@ -156,11 +167,12 @@ class ExtractiveAnswerer:
             return Draft("", hits)
         if self.stats is not None and question_coverage(question, hits, self.stats) < self.settings.min_coverage:
             return Draft("", hits)
+        why = bool(_WHY.search(question))
         ranked = self.score(question, hits, retrieval.query_embedding)
-        if ranked and self.retrieve is not None and _WHY.search(question) \
+        if ranked and self.retrieve is not None and why \
                 and ranked[0].score >= self.settings.min_evidence:
             hop = self.retrieve(ranked[0].text, len(hits))
             hits = _merge_hits(hits, hop.hits, len(hits) + len(hits) // 2)
             ranked = self.score(question, hits, retrieval.query_embedding)
-        chosen = self.select(ranked)
+        chosen = self.select(ranked, why)
         return Draft(" ".join(render_sentence(c.text, [c.hit_index + 1]) for c in chosen), hits)
