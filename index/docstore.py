@@ -114,6 +114,23 @@ class DocStore:
         row = self._connect().execute("SELECT content_hash FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
         return row[0] if row else None
 
+    def source_root_of(self, doc_id: str) -> str | None:
+        row = self._connect().execute("SELECT source_root FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def source_roots(self) -> list[str]:
+        return [r[0] for r in self._connect().execute("SELECT DISTINCT source_root FROM documents")]
+
+    def documents_of_chunks(self, chunk_ids: Iterable[str]) -> list[str]:
+        ids = list(chunk_ids)
+        out: set[str] = set()
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            rows = self._connect().execute(
+                f"SELECT DISTINCT doc_id FROM chunks WHERE chunk_id IN ({','.join('?' * len(part))})", part)
+            out.update(r[0] for r in rows)
+        return sorted(out)
+
     def document_count(self) -> int:
         return self._connect().execute("SELECT count(*) FROM documents").fetchone()[0]
 
@@ -216,6 +233,16 @@ class DocStore:
                 con.execute("ROLLBACK")
                 raise
         return ids
+
+    def set_source_root(self, doc_id: str, source_root: str) -> None:
+        with self._write_lock:
+            self._connect().execute("UPDATE documents SET source_root=? WHERE doc_id=?", (source_root, doc_id))
+
+    def mark_stale(self, doc_ids: Iterable[str]) -> None:
+        """Forget the content hashes of ``doc_ids`` so the next ingest rebuilds them."""
+        with self._write_lock:
+            self._connect().executemany("UPDATE documents SET content_hash='' WHERE doc_id=?",
+                                        [(d,) for d in doc_ids])
 
     @staticmethod
     def _delete_rows(con: sqlite3.Connection, doc_id: str) -> None:

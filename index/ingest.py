@@ -14,9 +14,11 @@ Write order per document, so a crash never exposes half of one:
 A crash between steps leaves orphan vectors, which retrieval ignores (it only
 returns chunks the docstore knows) and the next run sweeps.
 
-Files that vanished from a root are removed from the index (``prune``).
-Document ids are paths relative to the root, so the same root re-ingested
-maps onto the same ids.
+Files that vanished from a root, or can no longer be read, are removed from
+the index (``prune``). Document ids are paths relative to the root, so the
+same root re-ingested maps onto the same ids; an id already owned by another
+root whose file still exists is refused (skipped), and taken over when that
+root no longer has it (the folder moved).
 """
 
 from __future__ import annotations
@@ -92,7 +94,11 @@ class Ingestor:
         if not path.exists():
             raise InvalidInputError(f"no such file or folder: {path}", path=str(path))
         if path.is_file():
-            root, files = path.parent.resolve(), [path.resolve()]
+            file = path.resolve()
+            # Keep the id it has when its folder was ingested before ("sub/deep.txt", not "deep.txt").
+            roots = [Path(r) for r in self.docstore.source_roots() if file.is_relative_to(r)]
+            root = max(roots, key=lambda r: len(r.parts)) if roots else file.parent
+            files = [file]
             prune = False  # one file says nothing about its siblings
         else:
             root = path.resolve()
@@ -105,12 +111,19 @@ class Ingestor:
         """Ingest ``(doc_id, path)`` pairs; with ``prune``, drop documents of ``source_root`` not listed."""
         started = time.perf_counter()
         report = IngestReport()
+        self.reconcile()
         pending: list[_Pending] = []
-        seen: set[str] = set()
+        seen: set[str] = set()  # readable files: what stays indexed under this root
         bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not progress, leave=False)
         for doc_id, file in files:
-            seen.add(doc_id)
             bar.update(1)
+            owner = self.docstore.source_root_of(doc_id)
+            if owner is not None and owner != source_root:
+                if (Path(owner) / doc_id).exists():
+                    self._skip(report, doc_id, f"a document with this id was ingested from {owner}; "
+                                               "remove or rename one of them")
+                    continue
+                self.docstore.set_source_root(doc_id, source_root)  # its old folder is gone: moved
             if not supported(file):
                 self._skip(report, doc_id, f"unsupported file type {file.suffix or '(none)'}")
                 continue
@@ -122,6 +135,7 @@ class Ingestor:
             except Exception as exc:  # a reader library failing on one file must not stop the run
                 self._skip(report, doc_id, f"unreadable ({type(exc).__name__}: {exc})")
                 continue
+            seen.add(doc_id)
             item = self._prepare(doc_id, document)
             if item is None:
                 report.unchanged.append(doc_id)
@@ -147,14 +161,30 @@ class Ingestor:
         ids = self.docstore.delete_document(doc_id)
         self.vectors.delete(ids)
 
-    def sweep_orphans(self) -> int:
-        """Delete vectors the docstore does not know (left by an interrupted run)."""
+    def reconcile(self) -> int:
+        """Make Chroma hold exactly the docstore's chunks.
+
+        Vectors the docstore does not know (left by an interrupted run) are
+        deleted; documents with vectors missing (a Chroma store lost or
+        replaced) are marked stale so this run embeds them again.
+        Returns the number of orphan vectors deleted.
+        """
         if self.vectors.count() == self.docstore.chunk_count():
             return 0
         known = set(self.docstore.chunk_ids())
-        orphans = [cid for cid in self.vectors.all_ids() if cid not in known]
+        stored = set(self.vectors.all_ids())
+        orphans = sorted(stored - known)
         self.vectors.delete(orphans)
+        missing = known - stored
+        if missing:
+            stale = self.docstore.documents_of_chunks(missing)
+            log.warning("%d document(s) lost their vectors; re-embedding them", len(stale))
+            self.docstore.mark_stale(stale)
         return len(orphans)
+
+    def sweep_orphans(self) -> int:
+        """Delete vectors the docstore does not know (see :meth:`reconcile`)."""
+        return self.reconcile()
 
     # ---- steps --------------------------------------------------------------
 

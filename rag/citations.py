@@ -54,7 +54,9 @@ def parse_cited_sentences(answer: str) -> list[CitedSentence]:
             out[-1].markers.extend(n for m in MARKER.finditer(lead.group()) for n in _numbers(m.group(1)))
             piece = piece[lead.end():]
         markers = [n for m in MARKER.finditer(piece) for n in _numbers(m.group(1))]
-        text = re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", piece)).strip()
+        text = MARKER.sub("", piece)
+        text = re.sub(r"\(\s*(?:see|cf\.?|e\.g\.,?)?\s*\)", "", text)  # "(see [2])" leaves no "(see )"
+        text = re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
         text = re.sub(r"\s{2,}", " ", text)
         if any(ch.isalnum() for ch in text):
             out.append(CitedSentence(text, list(dict.fromkeys(markers))))
@@ -81,7 +83,7 @@ def verify(answer: str, hits: list[Hit], checker: SupportChecker) -> Verified:
     """Keep only markers that point at a retrieved passage supporting their sentence."""
     sentences: list[AnswerSentence] = []
     citations: list[Citation] = []
-    number_of: dict[tuple[str, int, int], int] = {}
+    number_of: dict[tuple[str, int, int], int] = {}  # (doc_id, start, end): one number per distinct quote
     dropped = 0
     for cited in parse_cited_sentences(answer):
         kept: list[int] = []
@@ -94,7 +96,7 @@ def verify(answer: str, hits: list[Hit], checker: SupportChecker) -> Verified:
             if support is None:
                 dropped += 1
                 continue
-            key = (hit.chunk_id, support.start, support.end)
+            key = (hit.doc_id, support.start, support.end)
             if key not in number_of:
                 number_of[key] = len(citations) + 1
                 citations.append(Citation(

@@ -27,8 +27,8 @@ class RagService:
         self.settings = settings
         self.embedder = embedder or build_embedder(settings.embed)
         data_dir = Path(settings.data_dir)
+        self.vectors = VectorIndex(settings.chroma, data_dir)  # first: an unreachable store creates nothing
         self.docstore = DocStore(data_dir / f"{settings.chroma.collection}.sqlite3", self.embedder.model_id)
-        self.vectors = VectorIndex(settings.chroma, data_dir)
         self.sentence_vectors = SentenceVectors(self.embedder)
 
     @cached_property

@@ -12,21 +12,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_CORPUS = REPO_ROOT / "data" / "corpus"
 
 
-class ChromaSettings(BaseModel):
+class _Group(BaseModel):
+    model_config = ConfigDict(validate_assignment=True)
+
+
+class ChromaSettings(_Group):
     host: str | None = Field(None, description="Chroma server host; unset means an embedded PersistentClient in the data directory.")
     port: int = Field(8000, description="Chroma server port.")
     ssl: bool = Field(False, description="Use HTTPS for the Chroma server.")
     collection: str = Field("rag_chunks", description="Collection name; also names the docstore file.")
 
 
-class EmbedSettings(BaseModel):
+class EmbedSettings(_Group):
     provider: Literal["onnx", "openai", "hash"] = Field(
         "onnx", description="onnx: bundled all-MiniLM-L6-v2 int8 (offline); openai: an OpenAI-compatible /embeddings endpoint; hash: hashed bag of words (tests, benchmarks).")
     model: str = Field("all-MiniLM-L6-v2", description="Model name sent to the openai provider.")
@@ -37,12 +41,12 @@ class EmbedSettings(BaseModel):
     max_tokens: int = Field(256, ge=16, le=512, description="Word pieces kept per passage (MiniLM was trained on 256).")
 
 
-class ChunkSettings(BaseModel):
+class ChunkSettings(_Group):
     size: int = Field(120, ge=20, le=1000, description="Target chunk length in words (sentences are never cut).")
     overlap: int = Field(1, ge=0, le=5, description="Sentences repeated between neighbouring chunks.")
 
 
-class RetrieveSettings(BaseModel):
+class RetrieveSettings(_Group):
     top_k: int = Field(6, ge=1, le=50, description="Passages handed to the answerer.")
     candidates: int = Field(30, ge=1, le=500, description="Candidates taken from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
@@ -50,7 +54,7 @@ class RetrieveSettings(BaseModel):
     keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword (BM25) ranking in fusion.")
 
 
-class AnswerSettings(BaseModel):
+class AnswerSettings(_Group):
     mode: Literal["extractive", "openai"] = Field("extractive", description="extractive: offline sentence selection; openai: an OpenAI-compatible chat model.")
     max_sentences: int = Field(3, ge=1, le=10, description="Most sentences an extractive answer uses.")
     min_coverage: float = Field(0.3, ge=0, le=1, description="Extractive: refuse when the passages hold less than this IDF-weighted share of the question's words.")
@@ -58,12 +62,12 @@ class AnswerSettings(BaseModel):
     relative_cutoff: float = Field(0.75, ge=0, le=1, description="Extractive: keep sentences scoring at least this share of the best one.")
 
 
-class VerifySettings(BaseModel):
+class VerifySettings(_Group):
     lexical_threshold: float = Field(0.6, ge=0, le=1, description="Share of a sentence's content words a passage must contain to support it.")
     semantic_threshold: float = Field(0.65, ge=0, le=1, description="Cosine similarity at which a passage sentence supports an answer sentence.")
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(_Group):
     base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://localhost:11434/v1 (unset: api.openai.com).")
     model: str = Field("gpt-4o-mini", description="Chat model name.")
     api_key: SecretStr | None = Field(None, description="Key for the chat server (local servers accept any value).")
@@ -77,7 +81,8 @@ class Settings(BaseSettings):
     """Everything configurable. Env: ``RAG_<FIELD>`` or ``RAG_<GROUP>_<FIELD>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RAG_", env_nested_delimiter="_", env_nested_max_split=1, extra="ignore"
+        env_prefix="RAG_", env_nested_delimiter="_", env_nested_max_split=1, extra="ignore",
+        validate_assignment=True,
     )
 
     data_dir: Path = Field(REPO_ROOT / ".rag-data", description="Chroma store (embedded mode), docstore and keyword index.")
