@@ -34,7 +34,26 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(norms, 1e-12)
 
 
-class OnnxMiniLMEmbedding(BaseEmbedding):
+class MatrixEmbedding(BaseEmbedding):
+    """A llama-index embedding whose subclasses only implement ``encode`` (texts → unit rows)."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.encode([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()
+
+
+class OnnxMiniLMEmbedding(MatrixEmbedding):
     """all-MiniLM-L6-v2 (int8 ONNX): mean pooling over the attention mask, L2-normalised."""
 
     model_name: str = "all-MiniLM-L6-v2-int8-onnx"
@@ -80,20 +99,8 @@ class OnnxMiniLMEmbedding(BaseEmbedding):
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return _normalise(pooled.astype(np.float32))
 
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self.encode([query])[0].tolist()
 
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self.encode([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.encode(texts).tolist()
-
-
-class HashEmbedding(BaseEmbedding):
+class HashEmbedding(MatrixEmbedding):
     """Hashed bag of stemmed content words (plus word bigrams), L2-normalised."""
 
     model_name: str = "hash"
@@ -112,20 +119,8 @@ class HashEmbedding(BaseEmbedding):
                 out[row, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
         return _normalise(out)
 
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self.encode([query])[0].tolist()
 
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self.encode([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.encode(texts).tolist()
-
-
-class OpenAICompatibleEmbedding(BaseEmbedding):
+class OpenAICompatibleEmbedding(MatrixEmbedding):
     """Embeddings from any server speaking the OpenAI ``/embeddings`` protocol."""
 
     base_url: str | None = None
@@ -155,18 +150,6 @@ class OpenAICompatibleEmbedding(BaseEmbedding):
             raise UpstreamError(f"embedding server failed: {exc}") from exc
         data = sorted(response.data, key=lambda d: d.index)
         return _normalise(np.array([d.embedding for d in data], dtype=np.float32))
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self.encode([query])[0].tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self.encode([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.encode(texts).tolist()
 
 
 def build_embedder(settings: EmbedSettings) -> BaseEmbedding:
