@@ -1,32 +1,33 @@
 """The FastAPI app: ``create_app(settings)`` builds it; ``rag serve`` runs it.
 
 On start-up it opens the index and, when the store is empty, ingests the
-configured corpus (the bundled one by default), logging progress.
+configured corpus (the bundled one by default), logging progress. It serves
+the JSON API under /v1, OpenAPI docs at /docs, operations routes, and the web
+chat UI at / (static files, no build step).
 """
 
 from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import Annotated, AsyncIterator
+from pathlib import Path
+from typing import AsyncIterator
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
+from api.auth import UnauthorizedError, require_api_key
 from api.errors import install_error_handlers
-from api.schemas import AskRequest
+from api.metrics import Metrics, install_metrics
+from api.routes import ask, chat, documents, health
+from api.routes.documents import TooLargeError, UnsupportedMediaError
 from rag.service import RagService
 from rag.settings import Settings, get_settings
-from rag.types import Answer
 
 log = logging.getLogger("rag.api")
-
-
-def get_service(request: Request) -> RagService:
-    return request.app.state.service
-
-
-Service = Annotated[RagService, Depends(get_service)]
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: Settings | None = None, service: RagService | None = None) -> FastAPI:
@@ -34,30 +35,41 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = service or RagService(settings)
+        svc = service or await run_in_threadpool(RagService, settings)
         if svc.docstore.document_count() == 0:
             log.info("empty index: ingesting %s", settings.corpus_dir)
             report = await run_in_threadpool(svc.ingest, settings.corpus_dir)
             log.info("ingested: %s", report.summary())
+        await run_in_threadpool(_warm_up, svc)
         app.state.service = svc
         yield
         svc.close()
 
     app = FastAPI(title="rag-cited", version="0.1.0", lifespan=lifespan,
                   description="Answers with every sentence cited to the exact source passage.")
-    install_error_handlers(app)
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_error_handlers(app, extra={UnauthorizedError: 401, TooLargeError: 413, UnsupportedMediaError: 415})
+    install_metrics(app, app.state.metrics)
 
-    @app.get("/healthz")
-    def healthz() -> dict:
-        return {"status": "ok"}
+    protected = [Depends(require_api_key)]
+    app.include_router(ask.router, dependencies=protected)
+    app.include_router(chat.router, dependencies=protected)
+    app.include_router(documents.router, dependencies=protected)
+    app.include_router(health.router)
 
-    @app.get("/readyz")
-    def readyz(svc: Service) -> dict:
-        svc.vectors.heartbeat()
-        return {"status": "ready", "documents": svc.docstore.document_count(), "chunks": svc.docstore.chunk_count()}
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.post("/v1/ask", response_model=Answer)
-    def ask(body: AskRequest, svc: Service) -> Answer:
-        return svc.ask(body.question, top_k=body.top_k, mode=body.mode)
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
 
     return app
+
+
+def _warm_up(svc: RagService) -> None:
+    """Load the answer path once so the first user request is not the slow one."""
+    try:
+        svc.ask("warm up")
+    except Exception as exc:  # an empty or odd index must not stop the server from starting
+        log.info("warm-up skipped: %s", exc)

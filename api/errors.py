@@ -28,14 +28,21 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def status_for(exc: RagError) -> int:
-    return next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
+def status_for(exc: RagError, extra: dict[type[RagError], int] | None = None) -> int:
+    table = list((extra or {}).items()) + STATUS
+    return next((status for kind, status in table if isinstance(exc, kind)), 500)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, extra: dict[type[RagError], int] | None = None) -> None:
+    """The envelope for domain errors (``extra`` maps edge-only errors), validation errors and HTTP errors."""
+
     @app.exception_handler(RagError)
     async def _rag_error(_: Request, exc: RagError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status_for(exc))
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status_for(exc, extra))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(error_body("internal_error", f"{type(exc).__name__}: {exc}"), status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

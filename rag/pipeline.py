@@ -1,17 +1,37 @@
-"""Ask: retrieve → draft (extractive or chat model) → verify → Answer."""
+"""Ask: retrieve → draft (extractive or chat model) → verify → Answer, whole or as a stream of events."""
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterator, Union
 
-from rag.answering import Answerer
+from rag.answering import Answerer, Draft
 from rag.citations import verify
 from rag.errors import IndexEmptyError, InvalidInputError
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.support import SupportChecker
-from rag.types import REFUSAL, Answer, Timings
+from rag.types import REFUSAL, Answer, Hit, Timings
+
+
+@dataclass
+class SourcesEvent:
+    hits: list[Hit]
+
+
+@dataclass
+class DeltaEvent:
+    text: str
+
+
+@dataclass
+class AnswerEvent:
+    answer: Answer
+
+
+Event = Union[SourcesEvent, DeltaEvent, AnswerEvent]
 
 
 def validate_question(question: object, max_chars: int) -> str:
@@ -46,6 +66,24 @@ class AskPipeline:
         return self._answerers[mode]
 
     def ask(self, question: str, top_k: int | None = None, mode: str | None = None) -> Answer:
+        """The verified answer (the last event of :meth:`ask_stream`)."""
+        final = None
+        for event in self._start(question, top_k, mode, live=False):
+            final = event
+        assert isinstance(final, AnswerEvent)
+        return final.answer
+
+    def ask_stream(self, question: str, top_k: int | None = None, mode: str | None = None) -> Iterator[Event]:
+        """Events: ``SourcesEvent`` (retrieved passages), ``DeltaEvent``s (draft text), then ``AnswerEvent``.
+
+        Bad input and an empty index raise here, before the first event, so an
+        edge can still answer with an error status. The deltas are the draft
+        (a chat model's tokens as they come); the final answer is verified and
+        may cite less: it is the truth.
+        """
+        return self._start(question, top_k, mode, live=True)
+
+    def _start(self, question: str, top_k: int | None, mode: str | None, live: bool) -> Iterator[Event]:
         started = time.perf_counter()
         question = validate_question(question, self.settings.max_question_chars)
         if top_k is not None and not 1 <= top_k <= 50:
@@ -54,10 +92,24 @@ class AskPipeline:
         answerer = self.answerer(mode)
         if self.is_empty():
             raise IndexEmptyError("the index is empty: run `rag ingest` first")
+        return self._events(started, question, top_k, mode, answerer, live)
 
+    def _events(self, started: float, question: str, top_k: int | None, mode: str,
+                answerer: Answerer, live: bool) -> Iterator[Event]:
         retrieval = self.retriever.retrieve(question, top_k)
         retrieved = time.perf_counter()
-        draft = answerer.draft(question, retrieval)
+        yield SourcesEvent(retrieval.hits)
+        stream = getattr(answerer, "draft_stream", None) if live else None
+        if stream is not None:
+            pieces: list[str] = []
+            for piece in stream(question, retrieval):
+                pieces.append(piece)
+                yield DeltaEvent(piece)
+            draft = Draft("".join(pieces), retrieval.hits)
+        else:
+            draft = answerer.draft(question, retrieval)
+            for piece in stream_pieces(draft.text):
+                yield DeltaEvent(piece)
         drafted = time.perf_counter()
         verified = verify(draft.text, draft.hits, self.checker)
         verified_at = time.perf_counter()
@@ -66,8 +118,15 @@ class AskPipeline:
                           verify=_ms(verified_at - drafted))
         timings.total = round(timings.retrieve + timings.generate + timings.verify, 2)
         if not verified.sentences:
-            return Answer(question=question, answer=REFUSAL, answerable=False, sentences=[], citations=[],
-                          dropped_citations=verified.dropped, mode=mode, timings_ms=timings)
-        return Answer(question=question, answer=verified.text, answerable=True, sentences=verified.sentences,
-                      citations=verified.citations, dropped_citations=verified.dropped, mode=mode,
-                      timings_ms=timings)
+            answer = Answer(question=question, answer=REFUSAL, answerable=False, sentences=[], citations=[],
+                            dropped_citations=verified.dropped, mode=mode, timings_ms=timings)
+        else:
+            answer = Answer(question=question, answer=verified.text, answerable=True, sentences=verified.sentences,
+                            citations=verified.citations, dropped_citations=verified.dropped, mode=mode,
+                            timings_ms=timings)
+        yield AnswerEvent(answer)
+
+
+def stream_pieces(text: str) -> list[str]:
+    """A finished draft cut where its sentences end, for streaming."""
+    return [piece for piece in re.split(r"(?<=[.!?\]])(?= )", text) if piece]

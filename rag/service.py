@@ -3,17 +3,21 @@ pipeline. The CLI, the API and the evaluation all start from here."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from llama_index.core.embeddings import BaseEmbedding
 
-from index.docstore import DocStore
+from index.docstore import DocStore, StoredDocument
 from index.ingest import Ingestor, IngestReport
 from index.vectors import VectorIndex
 from rag.answering.extractive import ExtractiveAnswerer
 from rag.answering.openai_chat import OpenAIChatAnswerer
 from rag.embeddings import build_embedder
+from rag.errors import InvalidInputError, NotFoundError
 from rag.pipeline import AskPipeline
 from rag.retrieval import HybridRetriever
 from rag.sentence_vectors import SentenceVectors
@@ -54,8 +58,72 @@ class RagService:
     def ask(self, question: str, top_k: int | None = None, mode: str | None = None) -> Answer:
         return self.pipeline.ask(question, top_k=top_k, mode=mode)
 
+    # ---- documents ----------------------------------------------------------
+
+    @property
+    def uploads_dir(self) -> Path:
+        return Path(self.settings.data_dir) / "uploads"
+
+    def document(self, doc_id: str) -> StoredDocument:
+        stored = self.docstore.document(doc_id)
+        if stored is None:
+            raise NotFoundError(f"no document {doc_id!r}", doc_id=doc_id)
+        return stored
+
+    def add_files(self, files: list[tuple[str, bytes]]) -> list[FileResult]:
+        """Ingest uploaded files (name, content) through the same incremental pipeline.
+
+        Each file is written to a temporary name, ingested under its final id,
+        and only then moved into ``uploads/``: a file that fails leaves nothing
+        behind and the previous version, if any, untouched.
+        """
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        results = []
+        for name, content in files:
+            doc_id = upload_name(name)
+            final = self.uploads_dir / doc_id
+            fd, tmp_name = tempfile.mkstemp(dir=self.uploads_dir, prefix=".upload-", suffix=Path(doc_id).suffix)
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(content)
+                report = self.ingestor.ingest_files([(doc_id, tmp)], source_root=str(self.uploads_dir.resolve()))
+                if report.skipped:
+                    results.append(FileResult(name, doc_id, "skipped", report.skipped[0][1]))
+                    continue
+                os.replace(tmp, final)
+                status = "added" if report.added else "updated" if report.updated else "unchanged"
+                results.append(FileResult(name, doc_id, status, None, len(self.docstore.chunk_ids(doc_id))))
+            finally:
+                tmp.unlink(missing_ok=True)
+        return results
+
+    def delete_document(self, doc_id: str) -> None:
+        """Remove a document from the index (and its uploaded file, if it was uploaded)."""
+        stored = self.document(doc_id)
+        self.ingestor.remove(doc_id)
+        if Path(stored.source_root) == self.uploads_dir.resolve():
+            (self.uploads_dir / doc_id).unlink(missing_ok=True)
+
     def close(self) -> None:
         self.docstore.close()
+
+
+@dataclass
+class FileResult:
+    filename: str
+    doc_id: str
+    status: str  # added | updated | unchanged | skipped
+    reason: str | None = None
+    chunks: int | None = None
+
+
+def upload_name(filename: str) -> str:
+    """A safe document id for an uploaded file: its base name, no path, no hidden names."""
+    name = Path(filename.replace("\\", "/")).name.strip()
+    if not name or name.startswith(".") or name in {"..", "."}:
+        raise InvalidInputError(f"unusable file name {filename!r}", filename=filename)
+    return name
 
 
 def reset_index(settings: Settings) -> None:

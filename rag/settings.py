@@ -77,6 +77,12 @@ class LLMSettings(_Group):
     max_tokens: int = Field(512, ge=16, description="Most tokens in a generated answer.")
 
 
+class ApiSettings(_Group):
+    key: SecretStr | None = Field(None, description="When set, every /v1 route needs `Authorization: Bearer <key>`.")
+    max_upload_bytes: int = Field(10_000_000, ge=1, description="Largest file accepted by POST /v1/documents.")
+    max_upload_files: int = Field(20, ge=1, description="Most files in one upload.")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Env: ``RAG_<FIELD>`` or ``RAG_<GROUP>_<FIELD>``."""
 
@@ -95,6 +101,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     verify: VerifySettings = VerifySettings()
     llm: LLMSettings = LLMSettings()
+    api: ApiSettings = ApiSettings()
 
 
 @lru_cache

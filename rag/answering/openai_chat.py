@@ -3,7 +3,8 @@ llama.cpp server, LM Studio) through the official ``openai`` client."""
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from rag.answering import Draft
 from rag.errors import UpstreamError, UpstreamTimeoutError
@@ -41,24 +42,47 @@ class OpenAIChatAnswerer:
         self.client = client
 
     def draft(self, question: str, retrieval: Retrieval) -> Draft:
-        import openai
-
-        hits = retrieval.hits
-        if not hits:
-            return Draft("", hits)
-
-        try:
+        if not retrieval.hits:
+            return Draft("", retrieval.hits)
+        with _upstream_errors(self.settings.model, self.settings.timeout):
             response = self.client.chat.completions.create(
-                model=self.settings.model, messages=build_messages(question, hits),
+                model=self.settings.model, messages=build_messages(question, retrieval.hits),
                 temperature=self.settings.temperature, max_tokens=self.settings.max_tokens)
-        except openai.APITimeoutError as exc:
-            raise UpstreamTimeoutError(f"chat model timed out after {self.settings.timeout:g} s",
-                                       model=self.settings.model) from exc
-        except openai.APIStatusError as exc:
-            raise UpstreamError(f"chat model answered HTTP {exc.status_code}: {exc.message}",
-                                model=self.settings.model, status=exc.status_code) from exc
-        except openai.OpenAIError as exc:
-            raise UpstreamError(f"chat model unreachable: {exc}", model=self.settings.model) from exc
         if not response.choices:
             raise UpstreamError("chat model returned no choices", model=self.settings.model)
-        return Draft(response.choices[0].message.content or "", hits)
+        return Draft(response.choices[0].message.content or "", retrieval.hits)
+
+    def draft_stream(self, question: str, retrieval: Retrieval) -> Iterator[str]:
+        """The model's answer as it is generated (no passages: nothing is asked)."""
+        if not retrieval.hits:
+            return
+        with _upstream_errors(self.settings.model, self.settings.timeout):
+            stream = self.client.chat.completions.create(
+                model=self.settings.model, messages=build_messages(question, retrieval.hits),
+                temperature=self.settings.temperature, max_tokens=self.settings.max_tokens, stream=True)
+            received = False
+            for chunk in stream:
+                if not chunk.choices:
+                    continue
+                received = True
+                piece = chunk.choices[0].delta.content
+                if piece:
+                    yield piece
+            if not received:
+                raise UpstreamError("chat model returned no choices", model=self.settings.model)
+
+
+@contextmanager
+def _upstream_errors(model: str, timeout: float) -> Iterator[None]:
+    """The ``openai`` client's failures as domain errors."""
+    import openai
+
+    try:
+        yield
+    except openai.APITimeoutError as exc:
+        raise UpstreamTimeoutError(f"chat model timed out after {timeout:g} s", model=model) from exc
+    except openai.APIStatusError as exc:
+        raise UpstreamError(f"chat model answered HTTP {exc.status_code}: {exc.message}",
+                            model=model, status=exc.status_code) from exc
+    except openai.OpenAIError as exc:
+        raise UpstreamError(f"chat model unreachable: {exc}", model=model) from exc

@@ -1,0 +1,28 @@
+"""Dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.metrics import Metrics
+from rag.service import RagService
+from rag.settings import Settings
+
+
+def get_service(request: Request) -> RagService:
+    return request.app.state.service
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+ServiceDep = Annotated[RagService, Depends(get_service)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -1,0 +1,71 @@
+"""POST /v1/chat/completions: the OpenAI chat protocol over the same verified answers.
+
+The last user message is the question (a follow-up is made standalone with
+the previous user turn, see ``rag.conversation``). The reply's content
+carries ``[n]`` markers; ``citations`` (on the message and at the top level)
+says what they point to. Streaming sends the *verified* answer in pieces, so
+that the concatenated deltas are exactly the final content; the last chunk
+carries the citations. (For live token streaming use /v1/ask/stream.)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Iterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from api.deps import MetricsDep, ServiceDep
+from api.schemas import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatResponseMessage, Usage
+from api.sse import sse
+from rag.conversation import standalone_question
+from rag.errors import InvalidInputError
+from rag.pipeline import stream_pieces
+from rag.types import Answer
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+
+
+def _question(body: ChatCompletionRequest) -> str:
+    users = [m.text() for m in body.messages if m.role == "user"]
+    if not users or body.messages[-1].role != "user":
+        raise InvalidInputError("the last message must come from the user", field="messages")
+    return standalone_question(users)
+
+
+def _usage(body: ChatCompletionRequest, answer: Answer) -> Usage:
+    prompt = sum(len(m.text().split()) for m in body.messages)
+    completion = len(answer.answer.split())
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+@router.post("/chat/completions", response_model=ChatCompletion,
+             summary="OpenAI-compatible chat completions (stream or not)")
+def chat_completions(body: ChatCompletionRequest, svc: ServiceDep, metrics: MetricsDep):
+    answer = svc.ask(_question(body), top_k=body.top_k, mode=body.mode)
+    metrics.observe_answer(answer.timings_ms)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    if body.stream:
+        return StreamingResponse(_chunks(completion_id, created, body.model, answer), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+    return ChatCompletion(
+        id=completion_id, created=created, model=body.model,
+        choices=[ChatChoice(message=ChatResponseMessage(content=answer.answer, citations=answer.citations))],
+        usage=_usage(body, answer), citations=answer.citations)
+
+
+def _chunks(completion_id: str, created: int, model: str, answer: Answer) -> Iterator[str]:
+    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return sse(None, body)
+
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in stream_pieces(answer.answer):
+        yield chunk({"content": piece})
+    citations = [c.model_dump() for c in answer.citations]
+    yield chunk({}, "stop", citations=citations)
+    yield sse(None, "[DONE]")
