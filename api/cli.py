@@ -105,6 +105,56 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 
+@app.command("eval")
+def eval_command(
+    gold: Path = typer.Option(..., "--gold", help="Gold set (JSONL: question, answer, must_include, sources, type, answerable)."),
+    json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the full result as JSON."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report."),
+    gates: list[str] = typer.Option([], "--min", help="METRIC=VALUE gate, e.g. retrieval.recall@5=0.8 "
+                                                      "(latency_ms.* and answer.false_refusal are maxima)."),
+    baseline: bool = typer.Option(True, help="Also measure the plain llama-index baseline."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Answer mode to evaluate."),
+) -> None:
+    """Measure retrieval, answers, citations and latency on a gold set, beside the baseline."""
+    from eval.report import render_report
+    from eval.suite import parse_gate, run_suite, unmet_gates
+
+    try:
+        parsed_gates = [parse_gate(g) for g in gates]
+        result = run_suite(_service(), gold, baseline=baseline, mode=mode, progress=sys.stderr.isatty())
+        unmet = unmet_gates(result["metrics"], parsed_gates)
+    except RagError as exc:
+        _fail(exc)
+        return
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(render_report(result), encoding="utf-8")
+    _print_summary(result)
+    for problem in result["gold_problems"]:
+        typer.echo(f"gold-set problem: {problem}", err=True)
+    if unmet:
+        for line in unmet:
+            typer.echo(f"gate failed: {line}", err=True)
+        raise typer.Exit(6)
+
+
+def _print_summary(result: dict) -> None:
+    from eval.report import metric_rows
+
+    typer.echo(f"{'metric':<36}{'rag-cited':>12}{'baseline':>12}{'ratio':>8}")
+    for name, value, base, ratio in metric_rows(result["metrics"], result["baseline"]):
+        if name.endswith(".n"):
+            continue
+        fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+        typer.echo(f"{name:<36}{fmt(value):>12}{fmt(base):>12}{ratio:>8}")
+    failing = [i for i in result["items"] if i["failed"]]
+    typer.echo(f"{len(failing)} of {len(result['items'])} questions failing: "
+               + ", ".join(f"{i['id']} ({i['why']})" for i in failing))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     app()

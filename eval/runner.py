@@ -1,0 +1,155 @@
+"""Run a gold set through a system and score every item.
+
+A *system* is anything that can retrieve, answer, and show a passage by id:
+the product (``product_system``) and the llama-index baseline
+(``baseline_system``) are measured the same way in the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from tqdm import tqdm
+
+from eval.baseline import LlamaIndexBaseline
+from eval.gold import GoldItem
+from eval.metrics import Span, aggregate, answer_scores, citation_scores, percentile, retrieval_scores
+from rag.answering.extractive import ExtractiveAnswerer
+from rag.answering.openai_chat import OpenAIChatAnswerer
+from rag.pipeline import AskPipeline
+from rag.retrieval import Retrieval
+from rag.service import RagService
+from rag.support import SupportChecker
+from rag.types import Answer, Hit
+
+RETRIEVAL_DEPTH = 10
+STAGES = ("retrieve", "generate", "verify", "total")
+
+
+@dataclass
+class System:
+    name: str
+    retrieve: Callable[[str, int], Retrieval]
+    ask: Callable[[str], Answer]
+    passage: Callable[[str], Hit | None]
+
+
+def product_system(service: RagService, mode: str | None = None) -> System:
+    def passage(chunk_id: str) -> Hit | None:
+        c = service.docstore.get_chunks([chunk_id]).get(chunk_id)
+        return None if c is None else Hit(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, start=c.start,
+                                           end=c.end, text=c.text, score=0.0)
+
+    return System("rag-cited", service.pipeline.retriever.retrieve,
+                  lambda q: service.ask(q, mode=mode), passage)
+
+
+def baseline_system(service: RagService, mode: str | None = None) -> System:
+    documents = [(d.doc_id, d.title, service.docstore.document(d.doc_id).text or "")
+                 for d in service.docstore.documents()]
+    baseline = LlamaIndexBaseline(documents, service.embedder)
+    s = service.settings
+    pipeline = AskPipeline(
+        s, baseline,
+        {"extractive": lambda: ExtractiveAnswerer(s.answer, service.sentence_vectors, service.docstore,
+                                                  baseline.retrieve),
+         "openai": lambda: OpenAIChatAnswerer(s.llm)},
+        SupportChecker(s.verify, service.sentence_vectors), is_empty=lambda: False)
+    return System("llama-index baseline", baseline.retrieve, lambda q: pipeline.ask(q, mode=mode), baseline.passage)
+
+
+def _spans(hits: list[Hit]) -> list[Span]:
+    return [(h.doc_id, h.start, h.end) for h in hits]
+
+
+def score_item(item: GoldItem, system: System, checker: SupportChecker) -> dict[str, Any]:
+    retrieved = system.retrieve(item.question, RETRIEVAL_DEPTH).hits
+    answer = system.ask(item.question)
+    row: dict[str, Any] = {"id": item.id, "type": item.type, "question": item.question,
+                           "answerable": item.answerable, "answered": answer.answerable,
+                           "answer": answer.answer, "retrieved": [h.chunk_id for h in retrieved],
+                           "citations": [c.model_dump() for c in answer.citations],
+                           "timings_ms": answer.timings_ms.model_dump()}
+    scores: dict[str, Any] = {}
+    if item.answerable and item.spans:
+        scores["retrieval"] = retrieval_scores(_spans(retrieved), item.spans)
+    scores["answer"] = answer_scores(answer.answer, item.answerable, answer.answerable, item.must_include)
+    by_number = {c.n: c for c in answer.citations}
+    passages = {c.n: system.passage(c.chunk_id) for c in answer.citations}
+    citation_supported = []
+    for c in answer.citations:
+        carriers = [s.text for s in answer.sentences if c.n in s.citations]
+        hit = passages[c.n]
+        citation_supported.append(bool(hit) and any(checker.check(t, hit) for t in carriers))
+    sentence_supported, faithful = [], []
+    for sentence in answer.sentences:
+        cited = [passages[n] for n in sentence.citations if passages.get(n)]
+        sentence_supported.append(any(checker.check(sentence.text, h) for h in cited))
+        faithful.append(bool(cited) and checker.check(sentence.text, _joined(cited)) is not None)
+    if answer.answerable:
+        scores["citations"] = citation_scores(
+            [(c.doc_id, c.start, c.end) for c in answer.citations], citation_supported, sentence_supported,
+            item.spans)
+        scores["citations"]["quote_chars"] = _mean([len(c.quote) for c in answer.citations])
+        scores["citations"]["chunk_chars"] = _mean([len(passages[n].text) for n in by_number if passages.get(n)])
+        scores["faithfulness"] = {"supported_sentences": _mean([float(f) for f in faithful])}
+    row["scores"] = scores
+    row["failed"], row["why"] = _failure(item, answer, scores)
+    return row
+
+
+def _joined(hits: list[Hit]) -> Hit:
+    """The cited passages read as one (for the faithfulness check across passages)."""
+    text = "\n".join(h.text for h in hits)
+    return Hit(chunk_id="+".join(h.chunk_id for h in hits), doc_id="(joined)", title="", start=0, end=len(text),
+               text=text, score=0.0)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _failure(item: GoldItem, answer: Answer, scores: dict[str, Any]) -> tuple[bool, str]:
+    if not item.answerable:
+        return (answer.answerable, "answered an unanswerable question") if answer.answerable else (False, "")
+    if not answer.answerable:
+        return True, "refused an answerable question"
+    if scores["answer"]["fully_covered"] == 0.0:
+        return True, "answer misses a must-include fact"
+    if item.spans and scores.get("citations", {}).get("gold_cited") == 0.0:
+        return True, "cites none of the gold sources"
+    return False, ""
+
+
+def evaluate(system: System, items: list[GoldItem], checker: SupportChecker,
+             progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Ask every question once (warm: models loaded, caches primed, the same for every system
+    whatever ran before), then score every item; returns (metrics, per-item rows)."""
+    for item in items:
+        system.ask(item.question)
+    rows = [score_item(item, system, checker)
+            for item in tqdm(items, desc=f"eval {system.name}", unit="q", disable=not progress, leave=False)]
+    return summarise(rows), rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    metrics = _summary_of(rows)
+    metrics["by_type"] = {t: _summary_of([r for r in rows if r["type"] == t])
+                          for t in sorted({r["type"] for r in rows})}
+    return metrics
+
+
+def _summary_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def part(name: str) -> list[dict]:
+        return [r["scores"][name] for r in rows if name in r["scores"]]
+
+    answers = part("answer")
+    refusal = [{"accuracy": a["refusal_correct"]} for a in answers if a["refusal_correct"] is not None]
+    answer_rows = [{k: a[k] for k in ("must_include", "fully_covered", "false_refusal")}
+                   for a in answers if a["refusal_correct"] is None]
+    latency = {stage: {"p50": percentile([r["timings_ms"][stage] for r in rows], 50),
+                       "p95": percentile([r["timings_ms"][stage] for r in rows], 95)} for stage in STAGES}
+    return {"retrieval": aggregate(part("retrieval")), "answer": aggregate(answer_rows),
+            "refusal": aggregate(refusal), "citations": aggregate(part("citations")),
+            "faithfulness": aggregate(part("faithfulness")), "latency_ms": latency, "questions": len(rows)}

@@ -1,0 +1,84 @@
+"""``rag eval``: a gold set through this product and the baseline, into one result.
+
+Result JSON (stable keys, documented in README):
+``{"system": {...}, "gold": path, "gold_problems": [...], "metrics": {...}, "baseline": {...} | null,
+"items": [...], "baseline_items": [...]}``; a metric is addressed as a dotted path
+under ``metrics``, e.g. ``retrieval.recall@5`` or ``latency_ms.total.p50``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from eval.gold import load_gold, locate_sources
+from eval.runner import baseline_system, evaluate, product_system
+from rag.errors import InvalidInputError
+from rag.service import RagService
+
+#: Metrics where lower is better: a --min gate on them means "at most".
+LOWER_IS_BETTER = ("latency_ms.", "answer.false_refusal")
+
+
+def run_suite(service: RagService, gold_path: Path, *, baseline: bool = True, mode: str | None = None,
+              progress: bool = False) -> dict[str, Any]:
+    items = load_gold(gold_path)
+    if service.docstore.document_count() == 0:
+        service.ingest(progress=progress)
+
+    def text_of(doc_id: str) -> str | None:
+        stored = service.docstore.document(doc_id)
+        return stored.text if stored else None
+
+    problems = locate_sources(items, text_of)
+    checker = service.pipeline.checker
+    s = service.settings
+    result: dict[str, Any] = {
+        "system": {"name": "rag-cited", "mode": mode or s.answer.mode, "embedder": service.embedder.model_id,
+                   "chunk_size": s.chunk.size, "top_k": s.retrieve.top_k, "dense_weight": s.retrieve.dense_weight,
+                   "keyword_weight": s.retrieve.keyword_weight, "documents": service.docstore.document_count(),
+                   "chunks": service.docstore.chunk_count()},
+        "gold": str(gold_path), "gold_problems": problems,
+    }
+    result["metrics"], result["items"] = evaluate(product_system(service, mode), items, checker, progress)
+    result["baseline"], result["baseline_items"] = (
+        evaluate(baseline_system(service, mode), items, checker, progress) if baseline else (None, []))
+    return result
+
+
+def metric_value(metrics: dict[str, Any], path: str) -> Any:
+    node: Any = metrics
+    for part in _split_path(path):
+        if not isinstance(node, dict) or part not in node:
+            raise InvalidInputError(f"unknown metric {path!r}", metric=path)
+        node = node[part]
+    return node
+
+
+def _split_path(path: str) -> list[str]:
+    """``retrieval.recall@5`` → [retrieval, recall@5]; a leading ``metrics.`` is allowed."""
+    parts = path.split(".")
+    return parts[1:] if parts and parts[0] == "metrics" else parts
+
+
+def parse_gate(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise InvalidInputError(f"a gate is METRIC=NUMBER, not {text!r}", gate=text) from None
+
+
+def unmet_gates(metrics: dict[str, Any], gates: list[tuple[str, float]]) -> list[str]:
+    """Human-readable lines for every gate the metrics do not meet."""
+    unmet = []
+    for name, bound in gates:
+        value = metric_value(metrics, name)
+        at_most = any(_strip(name).startswith(p) for p in LOWER_IS_BETTER)
+        if value is None or (value > bound if at_most else value < bound):
+            unmet.append(f"{name} = {value} ({'above the maximum' if at_most else 'below the minimum'} {bound})")
+    return unmet
+
+
+def _strip(name: str) -> str:
+    return name[len("metrics."):] if name.startswith("metrics.") else name
