@@ -39,9 +39,12 @@ def install_metrics(app: FastAPI, metrics: Metrics) -> None:
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Callable) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", None) or "unmatched"
-        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
-        metrics.latency.labels(path).observe(time.perf_counter() - started)
-        return response
+        status = 500  # an exception escaping the app becomes a 500 outside this middleware
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            path = getattr(request.scope.get("route"), "path", None) or "unmatched"
+            metrics.requests.labels(path, request.method, str(status)).inc()
+            metrics.latency.labels(path).observe(time.perf_counter() - started)

@@ -78,8 +78,13 @@ def load_gold(path: Path) -> list[GoldItem]:
     path = Path(path)
     if not path.is_file():
         raise GoldSetError(f"no gold file at {path}", path=str(path))
+    try:
+        content = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GoldSetError(f"{path}: not UTF-8 (byte {exc.start})", path=str(path)) from None
     items, problems, seen_ids = [], [], set()
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # Split on newlines only: JSON strings may hold U+2028, U+0085 or form feeds.
+    for number, text in enumerate(content.split("\n"), 1):
         if not text.strip():
             continue
         try:

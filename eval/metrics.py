@@ -27,18 +27,20 @@ def retrieval_scores(retrieved: Sequence[Span], gold: Sequence[Span], ks: Iterab
     """
     if not gold:
         raise ValueError("retrieval scores need at least one gold span")
-    first_rank: dict[int, int] = {}
+    first_rank: dict[int, int] = {}  # gold source → the rank that found it
     for rank, span in enumerate(retrieved, 1):
         for g, gold_span in enumerate(gold):
             if g not in first_rank and overlaps(span, gold_span):
                 first_rank[g] = rank
+    # For nDCG a rank earns one gain at most, even when its chunk spans two gold quotes.
+    gain_ranks = sorted(set(first_rank.values()))
     out: dict[str, float] = {}
     for k in ks:
         found = sum(1 for r in first_rank.values() if r <= k)
         out[f"hit@{k}"] = 1.0 if found else 0.0
         out[f"recall@{k}"] = found / len(gold)
     out["mrr"] = 1.0 / min(first_rank.values()) if first_rank else 0.0
-    dcg = sum(1.0 / math.log2(r + 1) for r in first_rank.values() if r <= 10)
+    dcg = sum(1.0 / math.log2(r + 1) for r in gain_ranks if r <= 10)
     ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(gold), 10) + 1))
     out["ndcg@10"] = dcg / ideal
     return out
@@ -83,8 +85,8 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
+    rank = max(1, math.ceil(round(p * len(ordered) / 100, 9)))  # round: 55% of 100 is rank 55, not 56
+    return ordered[min(rank, len(ordered)) - 1]
 
 
 def aggregate(rows: Sequence[dict[str, float | None]]) -> dict[str, float | None]:

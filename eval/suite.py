@@ -8,6 +8,7 @@ under ``metrics``, e.g. ``retrieval.recall@5`` or ``latency_ms.total.p50``.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from rag.errors import InvalidInputError
 from rag.service import RagService
 
 #: Metrics where lower is better: a --min gate on them means "at most".
-LOWER_IS_BETTER = ("latency_ms.", "answer.false_refusal")
+LOWER_IS_BETTER = (".latency_ms.", ".answer.false_refusal")  # matched anywhere, by_type paths included
 
 
 def run_suite(service: RagService, gold_path: Path, *, baseline: bool = True, mode: str | None = None,
@@ -62,11 +63,14 @@ def _split_path(path: str) -> list[str]:
 
 
 def parse_gate(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
+    name, _, value = text.partition("=")
     try:
-        return name.strip(), float(value)
+        bound = float(value)
     except ValueError:
         raise InvalidInputError(f"a gate is METRIC=NUMBER, not {text!r}", gate=text) from None
+    if not math.isfinite(bound):
+        raise InvalidInputError(f"a gate needs a finite number, not {value!r}", gate=text)
+    return name.strip(), bound
 
 
 def unmet_gates(metrics: dict[str, Any], gates: list[tuple[str, float]]) -> list[str]:
@@ -74,7 +78,9 @@ def unmet_gates(metrics: dict[str, Any], gates: list[tuple[str, float]]) -> list
     unmet = []
     for name, bound in gates:
         value = metric_value(metrics, name)
-        at_most = any(_strip(name).startswith(p) for p in LOWER_IS_BETTER)
+        if isinstance(value, dict):
+            raise InvalidInputError(f"{name!r} is a group of metrics; name one of: {', '.join(value)}", metric=name)
+        at_most = any(p in f".{_strip(name)}" for p in LOWER_IS_BETTER)
         if value is None or (value > bound if at_most else value < bound):
             unmet.append(f"{name} = {value} ({'above the maximum' if at_most else 'below the minimum'} {bound})")
     return unmet

@@ -137,6 +137,10 @@ class Ingestor:
                 continue
             seen.add(doc_id)
             item = self._prepare(doc_id, document)
+            if item is not None and not item.chunks:
+                seen.discard(doc_id)
+                self._skip(report, doc_id, "no sentences to index")
+                continue
             if item is None:
                 report.unchanged.append(doc_id)
                 continue

@@ -37,8 +37,8 @@ def decode_bytes(data: bytes, name: str) -> str:
 
 def _document(text: str, title: str | None = None, url: str | None = None) -> Document:
     stored = clean_text(text)
-    if not stored.strip():
-        raise UnreadableFileError("no text left after cleaning")
+    if not any(ch.isalnum() for ch in stored):
+        raise UnreadableFileError("no text to index (empty, or only symbols and invisible characters)")
     return Document(
         text=stored,
         metadata={

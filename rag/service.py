@@ -78,9 +78,9 @@ class RagService:
         behind and the previous version, if any, untouched.
         """
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        names = [upload_name(name) for name, _ in files]  # every name is checked before anything is ingested
         results = []
-        for name, content in files:
-            doc_id = upload_name(name)
+        for (name, content), doc_id in zip(files, names):
             final = self.uploads_dir / doc_id
             fd, tmp_name = tempfile.mkstemp(dir=self.uploads_dir, prefix=".upload-", suffix=Path(doc_id).suffix)
             tmp = Path(tmp_name)
@@ -89,9 +89,15 @@ class RagService:
                     out.write(content)
                 report = self.ingestor.ingest_files([(doc_id, tmp)], source_root=str(self.uploads_dir.resolve()))
                 if report.skipped:
-                    results.append(FileResult(name, doc_id, "skipped", report.skipped[0][1]))
+                    reason = report.skipped[0][1].replace(tmp.name, doc_id)  # name the file the user sent
+                    results.append(FileResult(name, doc_id, "skipped", reason))
                     continue
-                os.replace(tmp, final)
+                try:
+                    os.replace(tmp, final)
+                except OSError:
+                    if report.added:  # no index entry without its file
+                        self.ingestor.remove(doc_id)
+                    raise
                 status = "added" if report.added else "updated" if report.updated else "unchanged"
                 results.append(FileResult(name, doc_id, status, None, len(self.docstore.chunk_ids(doc_id))))
             finally:
@@ -118,11 +124,16 @@ class FileResult:
     chunks: int | None = None
 
 
+MAX_NAME_BYTES = 200
+
+
 def upload_name(filename: str) -> str:
-    """A safe document id for an uploaded file: its base name, no path, no hidden names."""
+    """A safe document id for an uploaded file: its base name, no path, no hidden names, not too long."""
     name = Path(filename.replace("\\", "/")).name.strip()
     if not name or name.startswith(".") or name in {"..", "."}:
         raise InvalidInputError(f"unusable file name {filename!r}", filename=filename)
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidInputError(f"file name longer than {MAX_NAME_BYTES} bytes", filename=filename[:80] + "…")
     return name
 
 

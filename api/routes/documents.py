@@ -10,6 +10,7 @@ from api.schemas import Deleted, DocumentInfo, DocumentList, DocumentWithText, U
 from index.docstore import StoredDocument
 from index.loaders import READERS, UnreadableFileError, decode_bytes
 from rag.errors import InvalidInputError, RagError
+from rag.service import upload_name
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -54,6 +55,7 @@ async def upload(svc: ServiceDep, settings: SettingsDep, files: list[UploadFile]
     for f in files:  # every file is checked before any is ingested
         content = await f.read(limits.max_upload_bytes + 1)
         received.append((f.filename or "", content))
+        upload_name(f.filename or "")
         _check(f.filename or "", content, limits.max_upload_bytes)
     results = await run_in_threadpool(svc.add_files, received)
     return UploadResponse(results=[UploadResult(**r.__dict__) for r in results])
