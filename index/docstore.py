@@ -51,6 +51,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(text, tokenize='porter u
 """
 
 
+#: Keyword search leaves out terms found in more than this share of chunks …
+COMMON_TERM_SHARE = 0.1
+#: … once the index holds more chunks than this (small indexes use every term).
+COMMON_TERM_MIN_CHUNKS = 2000
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     doc_id: str
@@ -177,8 +183,14 @@ class DocStore:
         return [StoredChunk(*row) for row in rows]
 
     def keyword_search(self, query: str, limit: int) -> list[tuple[str, float]]:
-        """BM25 over chunk text: ``(chunk_id, score)`` best first (higher is better)."""
-        terms = [w for w in dict.fromkeys(words(query)) if w not in STOPWORDS]
+        """BM25 over chunk text: ``(chunk_id, score)`` best first (higher is better).
+
+        BM25 scores every row that matches any term, so on a large index a
+        word found in a large share of the chunks makes the query slow while
+        adding little to the ranking (its IDF is small). Such terms are left
+        out of the match, keeping at least the two rarest terms.
+        """
+        terms = self._selective_terms([w for w in dict.fromkeys(words(query)) if w not in STOPWORDS])
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
@@ -186,6 +198,24 @@ class DocStore:
             "SELECT c.chunk_id, -bm25(chunk_fts) AS score FROM chunk_fts JOIN chunks c ON c.id = chunk_fts.rowid "
             "WHERE chunk_fts MATCH ? ORDER BY bm25(chunk_fts) LIMIT ?", (match, limit))
         return [(r[0], r[1]) for r in rows]
+
+    def _selective_terms(self, terms: list[str]) -> list[str]:
+        size = self.approximate_chunk_count()
+        if size <= COMMON_TERM_MIN_CHUNKS or len(terms) <= 2:
+            return terms
+        cap = int(size * COMMON_TERM_SHARE)
+        counts = self.term_document_counts(terms, cap=cap + 1)
+        keep = [t for t in terms if counts[t] <= cap]
+        if len(keep) < 2:
+            keep = sorted(terms, key=lambda t: counts[t])[:2]
+        return keep
+
+    def approximate_chunk_count(self) -> int:
+        """The largest chunk row id: O(1), at least the chunk count (deleted rows leave gaps)."""
+        return self._connect().execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0]
+
+    def is_empty(self) -> bool:
+        return self._connect().execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None
 
     def term_document_counts(self, terms: Iterable[str], cap: int = 1000) -> dict[str, int]:
         """How many chunks contain each term (counted up to ``cap``; enough for IDF)."""

@@ -50,7 +50,7 @@ class RagService:
             {"extractive": lambda: ExtractiveAnswerer(s.answer, self.sentence_vectors, self.docstore,
                                                       retriever.retrieve),
              "openai": lambda: OpenAIChatAnswerer(s.llm)},
-            checker, is_empty=lambda: self.docstore.chunk_count() == 0)
+            checker, is_empty=self.docstore.is_empty)
 
     def ingest(self, path: Path | None = None, *, prune: bool = True, progress: bool = False) -> IngestReport:
         return self.ingestor.ingest_path(path or self.settings.corpus_dir, prune=prune, progress=progress)

@@ -48,7 +48,7 @@ _CAUSAL = re.compile(r"\b(because|due to|cited|citing|reasons?|as a result|obsta
 
 
 class CorpusStats(Protocol):
-    def chunk_count(self) -> int: ...
+    def approximate_chunk_count(self) -> int: ...
 
     def term_document_counts(self, terms: Iterable[str], cap: int = 1000) -> dict[str, int]: ...
 
@@ -93,7 +93,7 @@ def question_coverage(question: str, hits: list[Hit], stats: CorpusStats) -> flo
     qwords = [w for w in dict.fromkeys(words(question)) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
     if not qwords:
         return 0.0
-    n = max(stats.chunk_count(), 1)
+    n = max(stats.approximate_chunk_count(), 1)
     counts = stats.term_document_counts(qwords)
     present = {t for hit in hits for t in content_terms(hit.text)}
     idf = {w: math.log(1 + (n + 1) / (0.5 + counts.get(w, 0))) for w in qwords}

@@ -43,6 +43,9 @@ class CountingStats:
     def chunk_count(self) -> int:
         return len(self.term_sets)
 
+    def approximate_chunk_count(self) -> int:
+        return len(self.term_sets)
+
     def term_document_counts(self, terms, cap: int = 1000) -> dict[str, int]:
         return {t: min(cap, sum(stem(t) in s for s in self.term_sets)) for t in dict.fromkeys(terms)}
 

@@ -1,0 +1,131 @@
+"""`python -m bench [--quick] [--only ingest,serve,scale] [--docs N] [--chunks N] [--json-out F]`
+
+Measures every performance target of the service on this machine in one run,
+beside the plain llama-index baseline where one exists, prints a table
+(target, measured, pass/fail, baseline, ratio) and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+SECTIONS = ("ingest", "serve", "scale")
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, str, Any, bool | None, Any, str]]:
+    """(name, target, measured, passed, baseline, unit) for every measured figure."""
+    rows: list[tuple[str, str, Any, bool | None, Any, str]] = []
+
+    def add(name: str, target: str, value: Any, ok: Callable[[Any], bool] | None, baseline: Any = None,
+            unit: str = "") -> None:
+        rows.append((name, target, value, None if ok is None or value is None else bool(ok(value)), baseline, unit))
+
+    if "ingest" in r:
+        i = r["ingest"]
+        add(f"ingest chunks/s ({i['documents']} docs, {i['chunks']} chunks)", "≥ 80% of encoder",
+            i["product_chunks_per_s"], lambda v: v >= 0.8 * i["encoder_chunks_per_s"], i["baseline_chunks_per_s"])
+        add("raw encoder chunks/s (same chunks, same batch)", "the limit", i["encoder_chunks_per_s"], None)
+        add("ingest peak RSS", "≤ 1536 MB", i["peak_rss_mb"], lambda v: v <= 1536, unit="MB")
+        add(f"re-ingest unchanged {i['documents']} docs (in process)", "≤ 10 s", i["reingest_seconds"],
+            lambda v: v <= 10, unit="s")
+        add("re-ingest unchanged, whole `rag ingest` process", "", i["reingest_wall_seconds"], None, unit="s")
+    if "serve" in r:
+        s = r["serve"]
+        add("cold start, existing store → first answer", "≤ 10 s", s["cold_start_existing_s"], lambda v: v <= 10,
+            unit="s")
+        add("cold start, empty data dir → first answer", "≤ 25 s", s["cold_start_empty_s"], lambda v: v <= 25,
+            unit="s")
+        add("/v1/ask p50 (HTTP, warm, sequential)", "≤ 150 ms", s["ask_p50_ms"], lambda v: v <= 150,
+            s["baseline_in_process"]["p50"], "ms")
+        add("/v1/ask p95 (HTTP, warm, sequential)", "≤ 300 ms", s["ask_p95_ms"], lambda v: v <= 300,
+            s["baseline_in_process"]["p95"], "ms")
+        c = s["concurrent"]
+        add(f"throughput, {c['clients']} clients ({c['requests']} req, {c['errors']} errors)", "≥ 20 req/s, 0 errors",
+            c["rps"], lambda v: v >= 20 and c["errors"] == 0, unit="req/s")
+        add("stream: `sources` event p95", "≤ 150 ms", s["stream"]["sources_p95"], lambda v: v <= 150, unit="ms")
+        add("stream: first `delta` p95", "≤ 300 ms", s["stream"]["delta_p95"], lambda v: v <= 300, unit="ms")
+        add("serving RSS, bundled corpus", "≤ 800 MB", s["serve_rss_mb"], lambda v: v <= 800, unit="MB")
+        add("answer p50 in process (product vs baseline)", "", s["product_in_process"]["p50"], None,
+            s["baseline_in_process"]["p50"], "ms")
+    if "scale" in r:
+        for mode in ("embedded", "server"):
+            m = r["scale"].get(mode)
+            if not m:
+                continue
+            add(f"{mode}: retrieval p95 at {m['chunks']} chunks", "≤ 50 ms", m["retrieve_p95_ms"], lambda v: v <= 50,
+                unit="ms")
+            add(f"{mode}: /v1/ask p95 at {m['chunks']} chunks", "≤ 400 ms", m["ask_http_p95_ms"], lambda v: v <= 400,
+                unit="ms")
+            add(f"{mode}: added document answerable after", "≤ 2 s", m["add_visible_s"],
+                lambda v: v <= 2 and m["add_found"], unit="s")
+    return rows
+
+
+def render(rows: list[tuple]) -> str:
+    def fmt(v: Any) -> str:
+        return "–" if v is None else f"{v:,.1f}" if isinstance(v, float) else str(v)
+
+    lines = [f"| measure | target | measured | pass | baseline | ratio |", "|---|---|---|---|---|---|"]
+    for name, target, value, ok, base, unit in rows:
+        ratio = f"{value / base:.2f}×" if isinstance(value, (int, float)) and base else ""
+        verdict = "–" if ok is None else "pass" if ok else "FAIL"
+        lines.append(f"| {name} | {target} | {fmt(value)} {unit} | {verdict} | {fmt(base)} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in about two minutes")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--docs", type=int, help="synthetic documents for the ingest run (default 2000; quick 40)")
+    parser.add_argument("--chunks", type=int, help="chunks in the scale store (default 100000; quick 5000)")
+    parser.add_argument("--no-server", action="store_true", help="skip the `chroma run` scale measurement")
+    parser.add_argument("--json-out", type=Path, help="write all figures as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    docs = args.docs or (40 if args.quick else 2000)
+    chunks = args.chunks or (5000 if args.quick else 100_000)
+    result: dict[str, Any] = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, "
+                              f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+                              "quick": args.quick}
+    started = time.perf_counter()
+    if "ingest" in only:
+        from bench import ingest_bench
+
+        print(f"ingest: {docs} synthetic documents …", file=sys.stderr)
+        result["ingest"] = ingest_bench.run(docs)
+    if "serve" in only:
+        from bench import serve_bench
+
+        print("serve: cold starts, latency, throughput, streaming …", file=sys.stderr)
+        result["serve"] = serve_bench.run(args.quick)
+    if "scale" in only:
+        from bench import scale_bench
+
+        print(f"scale: {chunks} chunks …", file=sys.stderr)
+        result["scale"] = scale_bench.run(chunks, args.quick, server_mode=not args.no_server)
+    result["seconds"] = time.perf_counter() - started
+    rows = targets(result)
+    result["table"] = [dict(zip(("measure", "target", "measured", "passed", "baseline", "unit"), r)) for r in rows]
+    print(render(rows))
+    print(f"\n{result['machine']}; {result['date']}; {result['seconds']:.0f} s")
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Measuring tools: timers, percentiles, process memory, a `rag serve` under test."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+from rag.settings import REPO_ROOT
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+def rss_mb(pid: int | None = None) -> float:
+    """Resident memory of a process now (MB), from /proc."""
+    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
+    kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return kb / 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", **extra)
+    return env
+
+
+class Server:
+    """A real `rag serve` subprocess on 127.0.0.1."""
+
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO_ROOT, env=bench_env(data_dir, **env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def first_answer_seconds(self, question: str, timeout: float = 180) -> float:
+        """Seconds from process start to the first successful /v1/ask."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"rag serve exited with {self.process.returncode}")
+            try:
+                r = httpx.post(f"{self.url}/v1/ask", json={"question": question}, timeout=30)
+                if r.status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("rag serve never answered")
+
+    def rss_mb(self) -> float:
+        return rss_mb(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@contextmanager
+def serving(data_dir: Path, **env: str) -> Iterator[Server]:
+    server = Server(data_dir, **env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def chroma_server(path: Path) -> Iterator[int]:
+    """A real `chroma run` on 127.0.0.1; yields its port."""
+    port = free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    process = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise TimeoutError("chroma run did not start")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
