@@ -53,7 +53,7 @@ def baseline_system(service: RagService, mode: str | None = None) -> System:
     pipeline = AskPipeline(
         s, baseline,
         {"extractive": lambda: ExtractiveAnswerer(s.answer, service.sentence_vectors, service.docstore,
-                                                  baseline.retrieve),
+                                                  baseline.retrieve, baseline.document_passages),
          "openai": lambda: OpenAIChatAnswerer(s.llm)},
         SupportChecker(s.verify, service.sentence_vectors), is_empty=lambda: False)
     return System("llama-index baseline", baseline.retrieve, lambda q: pipeline.ask(q, mode=mode), baseline.passage)

@@ -115,8 +115,11 @@ class Ingestor:
         pending: list[_Pending] = []
         seen: set[str] = set()  # readable files: what stays indexed under this root
         bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not progress, leave=False)
-        for doc_id, file in files:
+        log_step = max(1, len(files) // 10)  # without a bar (a server's log), report every ~10%
+        for done, (doc_id, file) in enumerate(files, 1):
             bar.update(1)
+            if not progress and len(files) >= 20 and done % log_step == 0:
+                log.info("ingest: %d/%d files, %d chunks embedded", done, len(files), report.chunks_embedded)
             owner = self.docstore.source_root_of(doc_id)
             if owner is not None and owner != source_root:
                 if (Path(owner) / doc_id).exists():
@@ -221,24 +224,27 @@ class Ingestor:
             for (p, c), vec in zip(batch, embeddings):
                 p.vectors[c.chunk_id] = vec
         report.chunks_embedded += len(todo)
+        embedded_here = {id(c) for _, c in todo}
+        # 1. every new vector in one Chroma call (its per-call cost dwarfs the per-vector one);
+        #    invisible until step 2 commits the document that owns it.
+        self.vectors.add([TextNode(id_=c.chunk_id, text=c.text, embedding=p.vectors[c.chunk_id],
+                                   metadata={"doc_id": p.doc_id, "start": c.start, "end": c.end})
+                          for p in pending for c in p.chunks])
+        stale: list[str] = []
         for p in pending:
-            report.chunks_reused += len(p.chunks) - sum(1 for q, _ in todo if q is p)
-            self._write(p, source_root)
+            # 2. one transaction per document: from here on its new version is what retrieval sees.
+            meta = p.document.metadata
+            self.docstore.replace_document(
+                doc_id=p.doc_id, source_root=source_root, title=meta.get("title") or p.doc_id,
+                date=meta.get("date"), url=meta.get("url"), content_hash=p.content_hash,
+                text=p.document.text, chunks=p.chunks)
+            new_ids = {c.chunk_id for c in p.chunks}
+            stale += [cid for cid in p.old_ids if cid not in new_ids]
+            report.chunks_reused += sum(1 for c in p.chunks if id(c) not in embedded_here)
             report.chunks_written += len(p.chunks)
             (report.added if p.is_new else report.updated).append(p.doc_id)
-
-    def _write(self, p: _Pending, source_root: str) -> None:
-        meta = p.document.metadata
-        nodes = [TextNode(id_=c.chunk_id, text=c.text, embedding=p.vectors[c.chunk_id],
-                          metadata={"doc_id": p.doc_id, "start": c.start, "end": c.end})
-                 for c in p.chunks]
-        self.vectors.add(nodes)
-        self.docstore.replace_document(
-            doc_id=p.doc_id, source_root=source_root, title=meta.get("title") or p.doc_id,
-            date=meta.get("date"), url=meta.get("url"), content_hash=p.content_hash,
-            text=p.document.text, chunks=p.chunks)
-        new_ids = {c.chunk_id for c in p.chunks}
-        self.vectors.delete([cid for cid in p.old_ids if cid not in new_ids])
+        # 3. the old versions' vectors that nothing uses any more.
+        self.vectors.delete(stale)
 
 
 def _hidden(path: Path, root: Path) -> bool:

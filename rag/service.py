@@ -23,7 +23,7 @@ from rag.retrieval import HybridRetriever
 from rag.sentence_vectors import SentenceVectors
 from rag.settings import Settings
 from rag.support import SupportChecker
-from rag.types import Answer
+from rag.types import Answer, Hit
 
 
 class RagService:
@@ -48,7 +48,7 @@ class RagService:
         return AskPipeline(
             s, retriever,
             {"extractive": lambda: ExtractiveAnswerer(s.answer, self.sentence_vectors, self.docstore,
-                                                      retriever.retrieve),
+                                                      retriever.retrieve, self.document_passages),
              "openai": lambda: OpenAIChatAnswerer(s.llm)},
             checker, is_empty=self.docstore.is_empty)
 
@@ -59,6 +59,11 @@ class RagService:
         return self.pipeline.ask(question, top_k=top_k, mode=mode)
 
     # ---- documents ----------------------------------------------------------
+
+    def document_passages(self, doc_id: str) -> list[Hit]:
+        """Every chunk of a document, as passages (score 0: not ranked by retrieval)."""
+        return [Hit(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, start=c.start, end=c.end, text=c.text,
+                    score=0.0) for c in self.docstore.chunks_of(doc_id)]
 
     @property
     def uploads_dir(self) -> Path:

@@ -17,8 +17,13 @@ A question word found only in the sentence before a candidate counts half
 best sentence (the event) becomes a query of its own, to find the passages
 that explain it. More sentences join while
 they score within ``relative_cutoff`` of the best and are not near-duplicates
-of one already chosen, up to ``max_sentences``. The chosen sentences are
+of one already chosen, up to ``max_sentences``. Finally a why-answer gets
+the best explanation of its event that it does not already hold: a causal
+sentence from the event's own article (articles explain their events),
+fetched even when retrieval missed its passage. The chosen sentences are
 ordered by passage rank, then by position, each with its passage's marker.
+A sentence that restates one already chosen (its content words ≥ 80% inside
+the other's) is never chosen twice.
 """
 
 from __future__ import annotations
@@ -41,10 +46,13 @@ from rag.types import Hit
 W_SEMANTIC, W_LEXICAL, W_RANK, W_CAUSE = 0.55, 0.35, 0.10, 0.06
 MIN_ALPHA_WORDS = 4
 REDUNDANT_COSINE = 0.88
+RESTATED_SHARE = 0.8
 CONTEXT_CREDIT = 0.5
 _WHY = re.compile(r"^\s*(why|how come|what (was|is|were|are) the reasons?)\b|\breasons?\b", re.IGNORECASE)
-_CAUSAL = re.compile(r"\b(because|due to|cited|citing|reasons?|as a result|obstacles?|unless|given that|"
-                     r"prerequisite|caused?|led to|in order to|so that)\b", re.IGNORECASE)
+_CAUSAL = re.compile(r"\b(because|due to|owing to|cited|citing|reasons?|as a result|obstacles?|unless|given that|"
+                     r"prerequisite|caused?|led to|in order to|so that|therefore|thus|hence|consequently|"
+                     r"under (this|these|such) circumstances?)\b", re.IGNORECASE)
+EXPLANATION_MIN_COSINE = 0.40
 
 
 class CorpusStats(Protocol):
@@ -71,6 +79,12 @@ _TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
 def is_sentence(text: str) -> bool:
     """A full sentence: enough words and closing punctuation (headlines and captions have none)."""
     return bool(_TERMINAL.search(text)) and len(re.findall(r"[^\W\d_]{2,}", text)) >= MIN_ALPHA_WORDS
+
+
+def restates(a: Candidate, b: Candidate) -> bool:
+    """The shorter sentence's content words lie (almost) all inside the other's: saying it twice."""
+    small, large = (a.terms, b.terms) if len(a.terms) <= len(b.terms) else (b.terms, a.terms)
+    return bool(small) and len(small & large) / len(small) >= RESTATED_SHARE
 
 
 def candidates_from(hits: list[Hit]) -> list[Candidate]:
@@ -109,11 +123,13 @@ class ExtractiveAnswerer:
     mode = "extractive"
 
     def __init__(self, settings: AnswerSettings, vectors: SentenceVectors, stats: CorpusStats | None = None,
-                 retrieve: Callable[[str, int], Retrieval] | None = None) -> None:
+                 retrieve: Callable[[str, int], Retrieval] | None = None,
+                 document_passages: Callable[[str], list[Hit]] | None = None) -> None:
         self.settings = settings
         self.vectors = vectors
         self.stats = stats
         self.retrieve = retrieve
+        self.document_passages = document_passages
 
     def score(self, question: str, hits: list[Hit], query_embedding: list[float]) -> list[Candidate]:
         """Candidates scored, best first."""
@@ -135,13 +151,43 @@ class ExtractiveAnswerer:
                 c.score += W_CAUSE
         return sorted(candidates, key=lambda c: -c.score)
 
+    def explanation(self, question: str, event: Candidate, hits: list[Hit],
+                    chosen: list[Candidate] = ()) -> tuple[Candidate | None, list[Hit]]:
+        """Why-questions: the causal sentence not yet chosen that best explains the event (the best sentence).
+
+        Looked for in the event's own article, retrieved passages or not
+        (articles explain their events), scored by similarity to question +
+        event. A passage of the article that was not retrieved yet is added to
+        the passages, so the sentence can be cited and verified like any other.
+        """
+        known = {h.chunk_id for h in hits}
+        extra = [h for h in (self.document_passages(event.doc_id) if self.document_passages else [])
+                 if h.chunk_id not in known]
+        taken = {(c.doc_id, c.start) for c in chosen} | {(event.doc_id, event.start)}
+        pool = [c for c in candidates_from(hits + extra)
+                if c.doc_id == event.doc_id and _CAUSAL.search(c.text) and (c.doc_id, c.start) not in taken
+                and not any(restates(c, k) for k in [*chosen, event])]
+        if not pool:
+            return None, hits
+        focus = f"{question} {event.text}"
+        sims = self.vectors.get([c.text for c in pool]) @ self.vectors.get([focus])[0]
+        best = int(np.argmax(sims))
+        if sims[best] < EXPLANATION_MIN_COSINE:
+            return None, hits
+        cause = pool[best]
+        if cause.hit_index >= len(hits):  # from the article's other passages
+            hits = hits + [extra[cause.hit_index - len(hits)]]
+            cause.hit_index = len(hits) - 1
+        cause.score = max(cause.score, self.settings.min_evidence)
+        return cause, hits
+
     def select(self, ranked: list[Candidate], why: bool = False) -> list[Candidate]:
         if not ranked or ranked[0].score < self.settings.min_evidence:
             return []
         vectors = dict(zip((id(c) for c in ranked), self.vectors.get([c.text for c in ranked])))
 
         def redundant(c: Candidate, chosen: list[Candidate]) -> bool:
-            return any(float(vectors[id(c)] @ vectors[id(k)]) >= REDUNDANT_COSINE for k in chosen)
+            return any(float(vectors[id(c)] @ vectors[id(k)]) >= REDUNDANT_COSINE or restates(c, k) for k in chosen)
 
         chosen = [ranked[0]]
         floor = ranked[0].score * self.settings.relative_cutoff
@@ -175,4 +221,20 @@ class ExtractiveAnswerer:
             hits = _merge_hits(hits, hop.hits, len(hits) + len(hits) // 2)
             ranked = self.score(question, hits, retrieval.query_embedding)
         chosen = self.select(ranked, why)
+        if why and chosen:
+            event = ranked[0]
+            cause, hits = self.explanation(question, event, hits, chosen)
+            if cause is not None:
+                chosen = self._with(chosen, cause, keep=event)
         return Draft(" ".join(render_sentence(c.text, [c.hit_index + 1]) for c in chosen), hits)
+
+    def _with(self, chosen: list[Candidate], cause: Candidate, keep: Candidate) -> list[Candidate]:
+        """``chosen`` with ``cause`` in it: when full, it replaces the weakest sentence other than ``keep``."""
+        if len(chosen) >= self.settings.max_sentences:
+            weakest = min((c for c in chosen if c is not keep), key=lambda c: c.score)
+            chosen = [c for c in chosen if c is not weakest]
+        chosen = chosen + [cause]
+        first_rank: dict[str, int] = {}
+        for c in sorted(chosen, key=lambda c: c.hit_index):
+            first_rank.setdefault(c.doc_id, c.hit_index)
+        return sorted(chosen, key=lambda c: (first_rank[c.doc_id], c.start))

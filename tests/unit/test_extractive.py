@@ -339,3 +339,59 @@ def test_pipeline_answers_with_exact_citations(pipeline):
     cited = {n for s in answer.sentences for n in s.citations}
     assert cited == {c.n for c in answer.citations}
     assert answer.timings_ms.total >= 0
+
+
+# ---- why-questions: the explanation comes from the event's own article -----------------------
+
+HARBOUR = ("harbour.txt",
+           "The council rejected the harbour treaty in May after a long debate.\n\n"
+           "Weather in the region was mild that spring, with little rain at all.\n\n"
+           "The council rejected the harbour treaty because the harbour fees in the treaty had doubled.\n")
+PARADE = ("parade.txt", "Because of heavy rain the council cancelled the treaty parade in the harbour.\n")
+
+
+def _why_setup(embedder, retrieved_chunks: int):
+    all_hits = make_hits([HARBOUR, PARADE], size=20)
+    harbour_chunks = [h for h in all_hits if h.doc_id == "harbour.txt"]
+    retrieved = harbour_chunks[:retrieved_chunks] + [h for h in all_hits if h.doc_id == "parade.txt"]
+    answerer = ExtractiveAnswerer(AnswerSettings(min_coverage=0.0, min_evidence=0.0), SentenceVectors(embedder),
+                                  CountingStats([h.text for h in all_hits]),
+                                  document_passages=lambda doc_id: [h for h in all_hits if h.doc_id == doc_id])
+    return answerer, retrieved
+
+
+def test_why_answer_adds_the_cause_from_the_events_article_even_unretrieved(embedder):
+    answerer, retrieved = _why_setup(embedder, retrieved_chunks=1)
+    assert not any("fees" in h.text for h in retrieved)  # the cause was not retrieved
+    question = "Why did the council reject the harbour treaty?"
+    result = answerer.draft(question, Retrieval(hits=retrieved, query_embedding=embedder.get_query_embedding(question)))
+    assert "harbour fees in the treaty had doubled" in result.text
+    cause = next(c for c in parse_cited_sentences(result.text) if "fees" in c.text)
+    cited = result.hits[cause.markers[0] - 1]
+    assert cited.doc_id == "harbour.txt" and "fees" in cited.text  # the added passage is among the hits
+
+
+def test_an_explanation_never_comes_from_another_article(embedder):
+    answerer, retrieved = _why_setup(embedder, retrieved_chunks=3)
+    question = "Why did the council reject the harbour treaty?"
+    ranked = answerer.score(question, retrieved, embedder.get_query_embedding(question))
+    event = next(c for c in ranked if c.doc_id == "harbour.txt" and "May" in c.text)
+    fees = next(c for c in ranked if "fees" in c.text)
+    cause, _ = answerer.explanation(question, event, retrieved, chosen=[fees])
+    assert cause is None  # the harbour article has no other cause; the parade article's "because" is not one
+
+
+def test_a_plain_question_gets_no_explanation_slot(embedder):
+    answerer, retrieved = _why_setup(embedder, retrieved_chunks=1)
+    question = "When did the council reject the harbour treaty?"
+    result = answerer.draft(question, Retrieval(hits=retrieved, query_embedding=embedder.get_query_embedding(question)))
+    assert "fees" not in result.text and len(result.hits) == len(retrieved)
+
+
+def test_a_restated_sentence_is_not_chosen_twice(embedder):
+    text = ("The report said that the board remains cautious because costs rose sharply.\n\n"
+            "The report said, citing several insiders, that the board is cautious because costs rose sharply.\n")
+    hits = make_hits([("board.txt", text)], size=60)
+    result = draft(answerer_for(hits, embedder, min_coverage=0.0, min_evidence=0.0),
+                   "Why is the board cautious about costs?", hits, embedder)
+    assert len(parse_cited_sentences(result)) == 1
