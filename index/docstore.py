@@ -51,10 +51,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(text, tokenize='porter u
 """
 
 
-#: Keyword search leaves out terms found in more than this share of chunks …
-COMMON_TERM_SHARE = 0.1
-#: … once the index holds more chunks than this (small indexes use every term).
-COMMON_TERM_MIN_CHUNKS = 2000
+#: Most rows one keyword search may score (an index this small uses every term). Measured at 100k chunks:
+#: keyword p95 14 ms with 5,000, 26 ms with 10,000, 37 ms leaving out only terms in >10% of the chunks.
+KEYWORD_ROW_BUDGET = 5000
 
 
 @dataclass(frozen=True)
@@ -185,10 +184,10 @@ class DocStore:
     def keyword_search(self, query: str, limit: int) -> list[tuple[str, float]]:
         """BM25 over chunk text: ``(chunk_id, score)`` best first (higher is better).
 
-        BM25 scores every row that matches any term, so on a large index a
-        word found in a large share of the chunks makes the query slow while
-        adding little to the ranking (its IDF is small). Such terms are left
-        out of the match, keeping at least the two rarest terms.
+        BM25 scores every row that matches any term, so on a large index
+        common words make the query slow while adding little to the ranking
+        (their IDF is small). Terms join the match rarest first while the rows
+        they match stay within ``KEYWORD_ROW_BUDGET``; the rarest always does.
         """
         terms = self._selective_terms([w for w in dict.fromkeys(words(query)) if w not in STOPWORDS])
         if not terms:
@@ -200,14 +199,16 @@ class DocStore:
         return [(r[0], r[1]) for r in rows]
 
     def _selective_terms(self, terms: list[str]) -> list[str]:
-        size = self.approximate_chunk_count()
-        if size <= COMMON_TERM_MIN_CHUNKS or len(terms) <= 2:
+        if len(terms) <= 1 or self.approximate_chunk_count() <= KEYWORD_ROW_BUDGET:
             return terms
-        cap = int(size * COMMON_TERM_SHARE)
-        counts = self.term_document_counts(terms, cap=cap + 1)
-        keep = [t for t in terms if counts[t] <= cap]
-        if len(keep) < 2:
-            keep = sorted(terms, key=lambda t: counts[t])[:2]
+        counts = self.term_document_counts(terms, cap=KEYWORD_ROW_BUDGET + 1)
+        keep: list[str] = []
+        matched = 0
+        for term in sorted(terms, key=lambda t: counts[t]):
+            if keep and matched + counts[term] > KEYWORD_ROW_BUDGET:
+                break
+            keep.append(term)
+            matched += counts[term]
         return keep
 
     def approximate_chunk_count(self) -> int:

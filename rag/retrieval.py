@@ -7,6 +7,7 @@ Only chunks the docstore knows are returned (see ``index.ingest``).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
@@ -36,6 +37,9 @@ class KeywordIndex(Protocol):
     def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, ChunkRecord]: ...
 
 
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dense-retrieval")
+
+
 @dataclass
 class Retrieval:
     hits: list[Hit]
@@ -50,12 +54,20 @@ class HybridRetriever:
         self.embedder = embedder
         self.settings = settings
 
+    def _dense(self, question: str) -> tuple[list[float], list[str]]:
+        query_embedding = self.embedder.get_query_embedding(question)
+        if not self.settings.dense_weight:
+            return query_embedding, []
+        return query_embedding, [cid for cid, _ in self.dense.query(query_embedding, self.settings.candidates)]
+
     def retrieve(self, question: str, top_k: int | None = None) -> Retrieval:
         s = self.settings
         top_k = top_k or s.top_k
-        query_embedding = self.embedder.get_query_embedding(question)
-        dense = [cid for cid, _ in self.dense.query(query_embedding, s.candidates)] if s.dense_weight else []
+        # The dense side (embed, then Chroma) and the keyword side (SQLite) both release the GIL:
+        # run them at the same time and wait for the slower one.
+        dense_side = _POOL.submit(self._dense, question)
         keyword = [cid for cid, _ in self.keyword.keyword_search(question, s.candidates)] if s.keyword_weight else []
+        query_embedding, dense = dense_side.result()
         fused = reciprocal_rank_fusion([dense, keyword], [s.dense_weight, s.keyword_weight], s.rrf_k)
         # Look up a few spare candidates: dense ids may be stale orphans.
         wanted = [cid for cid, _ in fused[: top_k * 2 + 10]]
