@@ -24,6 +24,18 @@ def pct(values: list[float], p: float) -> float | None:
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
+def warm_latency(call, items: list) -> dict:
+    """p50/p95 ms of ``call(item)`` over ``items``, after one warm pass over the same items."""
+    for item in items:
+        call(item)
+    times = []
+    for item in items:
+        started = time.perf_counter()
+        call(item)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50": pct(times, 50), "p95": pct(times, 95)}
+
+
 def rss_mb(pid: int | None = None) -> float:
     """Resident memory of a process now (MB), from /proc."""
     status = Path(f"/proc/{pid or os.getpid()}/status").read_text()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.measure import pct, serving
+from bench.measure import pct, serving, warm_latency
 from bench.questions import varied_questions
 from eval.runner import baseline_system
 from rag.service import RagService
@@ -70,17 +70,6 @@ def _stream_firsts(url: str, questions: list[str]) -> dict:
             "delta_p50": pct(deltas, 50), "delta_p95": pct(deltas, 95)}
 
 
-def _in_process(ask, questions: list[str]) -> dict:
-    for q in questions:  # warm
-        ask(q)
-    times = []
-    for q in questions:
-        started = time.perf_counter()
-        ask(q)
-        times.append((time.perf_counter() - started) * 1000)
-    return {"p50": pct(times, 50), "p95": pct(times, 95)}
-
-
 def run(quick: bool = False) -> dict:
     data = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     questions = varied_questions(100)
@@ -97,8 +86,8 @@ def run(quick: bool = False) -> dict:
         out["cold_start_existing_s"] = server.first_answer_seconds(FIRST_QUESTION)
     service = RagService(Settings(data_dir=data))
     sample = questions[: 30 if quick else 100]
-    out["product_in_process"] = _in_process(service.ask, sample)
-    out["baseline_in_process"] = _in_process(baseline_system(service).ask, sample)
+    out["product_in_process"] = warm_latency(service.ask, sample)
+    out["baseline_in_process"] = warm_latency(baseline_system(service).ask, sample)
     out["product_vs_baseline_p50"] = out["product_in_process"]["p50"] / out["baseline_in_process"]["p50"]
     service.close()
     return out

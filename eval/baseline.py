@@ -13,6 +13,8 @@ from __future__ import annotations
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import QueryBundle
+from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
 from rag.retrieval import Retrieval
 from rag.types import Hit
@@ -22,26 +24,37 @@ BASELINE_OVERLAP_TOKENS = 20
 
 
 class LlamaIndexBaseline:
-    def __init__(self, documents: list[tuple[str, str, str]], embedder: BaseEmbedding) -> None:
-        """``documents``: (doc_id, title, stored text)."""
+    def __init__(self, documents: list[tuple[str, str, str]], embedder: BaseEmbedding,
+                 index: VectorStoreIndex | None = None) -> None:
+        """``documents``: (doc_id, title, stored text); ``index``: an existing one instead of building it."""
         self.embedder = embedder
         self._text = {doc_id: text for doc_id, _, text in documents}
         self._title = {doc_id: title for doc_id, title, _ in documents}
-        docs = [Document(text=text, id_=doc_id, metadata={"doc_id": doc_id}) for doc_id, _, text in documents]
-        splitter = SentenceSplitter(chunk_size=BASELINE_CHUNK_TOKENS, chunk_overlap=BASELINE_OVERLAP_TOKENS)
-        self.index = VectorStoreIndex.from_documents(docs, embed_model=embedder, transformations=[splitter])
+        if index is None:
+            docs = [Document(text=text, id_=doc_id, metadata={"doc_id": doc_id}) for doc_id, _, text in documents]
+            splitter = SentenceSplitter(chunk_size=BASELINE_CHUNK_TOKENS, chunk_overlap=BASELINE_OVERLAP_TOKENS)
+            index = VectorStoreIndex.from_documents(docs, embed_model=embedder, transformations=[splitter])
+        self.index = index
         self.passages: dict[str, Hit] = {}
+
+    @classmethod
+    def over_vector_store(cls, documents: list[tuple[str, str, str]], embedder: BaseEmbedding,
+                          vector_store: BasePydanticVectorStore) -> "LlamaIndexBaseline":
+        """The variant over already-stored chunks (no re-embedding): llama-index's
+        ``VectorStoreIndex.from_vector_store`` and its default retriever."""
+        return cls(documents, embedder, VectorStoreIndex.from_vector_store(vector_store, embed_model=embedder))
 
     def retrieve(self, question: str, top_k: int | None = None) -> Retrieval:
         top_k = top_k or 6
         retriever = self.index.as_retriever(similarity_top_k=top_k)
+        embedding = self.embedder.get_query_embedding(question)  # once, shared with the answerer
         hits = []
-        for scored in retriever.retrieve(question):
+        for scored in retriever.retrieve(QueryBundle(query_str=question, embedding=embedding)):
             hit = self._hit(scored.node, scored.score or 0.0)
             if hit is not None:
                 self.passages[hit.chunk_id] = hit
                 hits.append(hit)
-        return Retrieval(hits=hits, query_embedding=self.embedder.get_query_embedding(question))
+        return Retrieval(hits=hits, query_embedding=embedding)
 
     def _hit(self, node, score: float) -> Hit | None:
         doc_id = node.metadata.get("doc_id") or node.ref_doc_id
@@ -49,7 +62,7 @@ class LlamaIndexBaseline:
         if text is None:
             return None
         content = node.get_content()
-        start = node.start_char_idx
+        start = node.start_char_idx if node.start_char_idx is not None else node.metadata.get("start")
         if start is None or text[start:start + len(content)] != content:
             start = text.find(content)  # llama-index offsets can drift; the citation promise cannot
             if start < 0:

@@ -45,10 +45,13 @@ def product_system(service: RagService, mode: str | None = None) -> System:
                   lambda q: service.ask(q, mode=mode), passage)
 
 
-def baseline_system(service: RagService, mode: str | None = None) -> System:
+def baseline_system(service: RagService, mode: str | None = None, over_stored_chunks: bool = False) -> System:
+    """The llama-index baseline over the service's documents: its own 256-token chunks (embedded anew),
+    or, with ``over_stored_chunks``, a ``VectorStoreIndex`` over the service's Chroma collection."""
     documents = [(d.doc_id, d.title, service.docstore.document(d.doc_id).text or "")
                  for d in service.docstore.documents()]
-    baseline = LlamaIndexBaseline(documents, service.embedder)
+    baseline = (LlamaIndexBaseline.over_vector_store(documents, service.embedder, service.vectors.store)
+                if over_stored_chunks else LlamaIndexBaseline(documents, service.embedder))
     s = service.settings
     pipeline = AskPipeline(
         s, baseline,
