@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in about two minutes")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
-    parser.add_argument("--docs", type=int, help="synthetic documents for the ingest run (default 2000; quick 40)")
-    parser.add_argument("--chunks", type=int, help="chunks in the scale store (default 100000; quick 5000)")
+    parser.add_argument("--docs", type=int, help="synthetic documents for the ingest run (default 2000; quick 24)")
+    parser.add_argument("--chunks", type=int, help="chunks in the scale store (default 100000; quick 3000)")
     parser.add_argument("--no-server", action="store_true", help="skip the `chroma run` scale measurement")
     parser.add_argument("--json-out", type=Path, help="write all figures as JSON")
     args = parser.parse_args(argv)
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
-    docs = args.docs or (40 if args.quick else 2000)
-    chunks = args.chunks or (5000 if args.quick else 100_000)
+    docs = args.docs or (24 if args.quick else 2000)
+    chunks = args.chunks or (3000 if args.quick else 100_000)
     result: dict[str, Any] = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, "
                               f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}",
                               "quick": args.quick}
