@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.types import Citation
+from rag.types import Citation, Hit
 
 
 class AskRequest(BaseModel):
@@ -17,17 +17,10 @@ class AskRequest(BaseModel):
     mode: Literal["extractive", "openai"] | None = Field(None, description="Answer mode (default from settings).")
 
 
-class Passage(BaseModel):
+class Passage(Hit):
     """A retrieved passage as the `sources` stream event shows it; ``n`` numbers the draft's markers."""
 
     n: int
-    chunk_id: str
-    doc_id: str
-    title: str
-    start: int
-    end: int
-    text: str
-    score: float
 
 
 class DocumentInfo(BaseModel):

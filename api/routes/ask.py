@@ -39,9 +39,7 @@ def _frames(events: Iterator[Event], metrics: MetricsDep) -> Iterator[str]:
     try:
         for event in events:
             if isinstance(event, SourcesEvent):
-                passages = [Passage(n=i, chunk_id=h.chunk_id, doc_id=h.doc_id, title=h.title, start=h.start,
-                                    end=h.end, text=h.text, score=h.score).model_dump()
-                            for i, h in enumerate(event.hits, 1)]
+                passages = [Passage(n=i, **h.model_dump()).model_dump() for i, h in enumerate(event.hits, 1)]
                 yield sse("sources", {"passages": passages})
             elif isinstance(event, DeltaEvent):
                 yield sse("delta", {"text": event.text})
