@@ -96,7 +96,7 @@ def serve(
 
     from api.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     try:
         application = create_app(get_settings())
     except RagError as exc:

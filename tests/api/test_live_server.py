@@ -293,3 +293,5 @@ def test_sigterm_stops_the_server_cleanly(server):
     log = server.log_tail(2_000_000)
     assert "Application shutdown complete." in log, server.log_tail()
     assert "Traceback" not in log, server.log_tail()
+    # the first start on an empty data dir ingested the corpus and said so in the log
+    assert "empty index: ingesting" in log and "ingested: added 5" in log, server.log_tail()
