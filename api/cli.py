@@ -83,7 +83,8 @@ def ask(
             typer.echo(textwrap.indent(textwrap.fill(f"“{c.quote}”", width=94), "      "))
     if answer.dropped_citations:
         typer.echo(f"\n({answer.dropped_citations} unsupported citation(s) removed)")
-    typer.echo(f"\n{answer.mode} · {answer.timings_ms.total:.0f} ms")
+    confidence = "" if answer.confidence is None else f" · confidence {answer.confidence:.2f}"
+    typer.echo(f"\n{answer.mode}{confidence} · {answer.timings_ms.total:.0f} ms")
 
 
 @app.command()
@@ -111,17 +112,31 @@ def eval_command(
     json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the full result as JSON."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report."),
     gates: list[str] = typer.Option([], "--min", help="METRIC=VALUE gate, e.g. retrieval.recall@5=0.8 "
-                                                      "(latency_ms.* and answer.false_refusal are maxima)."),
+                                    "(latency_ms.*, answer.false_refusal, decisions.confidently_wrong, "
+                                    "decisions.wrong_among_answered, calibration.ece and calibration.brier "
+                                    "are maxima)."),
     baseline: bool = typer.Option(True, help="Also measure the plain llama-index baseline."),
     mode: Optional[str] = typer.Option(None, "--mode", help="Answer mode to evaluate."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Ingest this folder into its own index "
+                                          "(under RAG_DATA_DIR/eval-corpora/) and evaluate over it."),
 ) -> None:
     """Measure retrieval, answers, citations and latency on a gold set, beside the baseline."""
+    from eval.gold import load_gold
     from eval.report import render_report
-    from eval.suite import parse_gate, run_suite, unmet_gates
+    from eval.suite import parse_gate, run_suite, service_for_corpus, unmet_gates
 
+    progress = sys.stderr.isatty()
     try:
         parsed_gates = [parse_gate(g) for g in gates]
-        result = run_suite(_service(), gold, baseline=baseline, mode=mode, progress=sys.stderr.isatty())
+        if corpus is None:
+            service = _service()
+        else:
+            load_gold(gold)  # a bad gold file fails before anything is ingested
+            service, ingested = service_for_corpus(get_settings(), corpus, progress=progress)
+            for doc_id, reason in ingested.skipped:
+                typer.echo(f"skipped {doc_id}: {reason}", err=True)
+            typer.echo(f"corpus {corpus} → {service.settings.data_dir}: {ingested.summary()}", err=True)
+        result = run_suite(service, gold, baseline=baseline, mode=mode, progress=progress)
         unmet = unmet_gates(result["metrics"], parsed_gates)
     except RagError as exc:
         _fail(exc)
@@ -142,14 +157,30 @@ def eval_command(
 
 
 def _print_summary(result: dict) -> None:
-    from eval.report import metric_rows
+    from eval.report import SELF_JUDGED_NOTE, decision_table, is_self_judged, label, metric_rows
 
-    typer.echo(f"{'metric':<36}{'rag-cited':>12}{'baseline':>12}{'ratio':>8}")
-    for name, value, base, ratio in metric_rows(result["metrics"], result["baseline"]):
-        if name.endswith(".n"):
-            continue
-        fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        typer.echo(f"{name:<36}{fmt(value):>12}{fmt(base):>12}{ratio:>8}")
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    metrics, base_metrics = result["metrics"], result["baseline"]
+    rows = [row for row in metric_rows(metrics, base_metrics) if not row[0].endswith(".n")]
+    typer.echo(f"{'metric':<48}{'rag-cited':>12}{'baseline':>12}{'ratio':>8}")
+    for name, value, base, ratio in [r for r in rows if not is_self_judged(r[0])]:
+        typer.echo(f"{name:<48}{fmt(value):>12}{fmt(base):>12}{ratio:>8}")
+    typer.echo(f"-- {SELF_JUDGED_NOTE}")
+    for name, value, base, ratio in [r for r in rows if is_self_judged(r[0])]:
+        typer.echo(f"{label(name):<48}{fmt(value):>12}{fmt(base):>12}{ratio:>8}")
+    if "decisions" in metrics:
+        typer.echo(f"\n{'right answer-or-refuse decisions by type':<48}{'n':>5}{'answerable':>12}"
+                   f"{'rag-cited':>12}{'baseline':>12}")
+        for kind, n, answerable, correct, base in decision_table(metrics, base_metrics):
+            typer.echo(f"{kind:<48}{n:>5}{answerable:>12}{fmt(correct):>12}{fmt(base):>12}")
+        other = (base_metrics or {}).get("decisions") or {}
+        for key, text in (("confidently_wrong", "confidently wrong (unanswerable answered)"),
+                          ("wrong_among_answered", "wrong among answered")):
+            typer.echo(f"{text:<48}{'':>17}{fmt(metrics['decisions'][key]):>12}{fmt(other.get(key)):>12}")
+        cal, other_cal = metrics["calibration"], (base_metrics or {}).get("calibration") or {}
+        ece_label = f"calibration ECE (n={cal['n']} with a confidence)"
+        typer.echo(f"{ece_label:<48}{'':>17}{fmt(cal['ece']):>12}{fmt(other_cal.get('ece')):>12}")
+        typer.echo(f"{'calibration Brier':<48}{'':>17}{fmt(cal['brier']):>12}{fmt(other_cal.get('brier')):>12}")
     failing = [i for i in result["items"] if i["failed"]]
     typer.echo(f"{len(failing)} of {len(result['items'])} questions failing: "
                + ", ".join(f"{i['id']} ({i['why']})" for i in failing))

@@ -72,14 +72,3 @@ class LlamaIndexBaseline:
 
     def passage(self, chunk_id: str) -> Hit | None:
         return self.passages.get(chunk_id)
-
-    def document_passages(self, doc_id: str) -> list[Hit]:
-        """Every baseline chunk of a document (for the answerer's why-question look-up)."""
-        hits = []
-        for node in self.index.docstore.docs.values():
-            if (node.metadata.get("doc_id") or node.ref_doc_id) == doc_id:
-                hit = self._hit(node, 0.0)
-                if hit is not None:
-                    self.passages[hit.chunk_id] = hit
-                    hits.append(hit)
-        return sorted(hits, key=lambda h: h.start)

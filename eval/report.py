@@ -1,8 +1,11 @@
 """The evaluation as a person reads it: one self-contained HTML page.
 
 A table of every metric for this system beside the baseline (with the
-ratio), bar charts of the main metrics and of latency (matplotlib, embedded
-as PNG), and the failing questions with their answers and citations.
+ratio), the metrics judged by the product's own support checker set apart
+and labelled "self-judged", the answer-or-refuse decisions per gold type,
+bar charts of the main metrics and of latency and a reliability diagram of
+the confidences (matplotlib, embedded as PNG), and the failing questions with
+their answers and citations.
 """
 
 from __future__ import annotations
@@ -18,6 +21,40 @@ MAIN_METRICS = [
     ("citations", "precision_strict"), ("citations", "recall"), ("citations", "gold_cited"),
     ("faithfulness", "supported_sentences"),
 ]
+
+#: Metrics judged by the product's own support checker (not by the gold set): labelled, never mixed in.
+SELF_JUDGED = frozenset({"citations.recall", "citations.precision_lenient", "faithfulness.supported_sentences"})
+SELF_JUDGED_SUFFIX = " (self-judged)"
+SELF_JUDGED_NOTE = "self-judged: scored by the product's own support checker, not against the gold set"
+
+
+def is_self_judged(name: str) -> bool:
+    return name in SELF_JUDGED
+
+
+def label(name: str) -> str:
+    """A metric's name as shown: self-judged ones carry the suffix " (self-judged)"."""
+    return name + SELF_JUDGED_SUFFIX if is_self_judged(name) else name
+
+
+def _answerable_text(row: dict) -> str:
+    kind = row["answerable"]
+    return "yes" if kind is True else "no" if kind is False else f"{row['answerable_n']} of {row['n']}"
+
+
+def decision_table(metrics: dict, baseline: dict | None) -> list[tuple[str, int, str, Any, Any]]:
+    """(gold type, n, answerable, share of right decisions, the baseline's share) per gold type, then "all"."""
+    mine = metrics.get("decisions") or {"by_type": {}, "overall": None}
+    other = (baseline or {}).get("decisions") or {}
+    rows = []
+    for kind, row in mine["by_type"].items():
+        base = (other.get("by_type") or {}).get(kind) or {}
+        rows.append((kind, row["n"], _answerable_text(row), row["correct"], base.get("correct")))
+    if mine.get("overall"):
+        row = mine["overall"]
+        base = other.get("overall") or {}
+        rows.append(("all", row["n"], _answerable_text(row), row["correct"], base.get("correct")))
+    return rows
 
 
 def _png(fig) -> str:
@@ -42,6 +79,39 @@ def _bar_chart(labels: list[str], series: dict[str, list[float]], title: str, yl
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _calibration_plot(blocks: dict[str, dict]) -> str:
+    """A reliability diagram: per confidence bin, the observed share of covered answers against the mean
+    confidence (one line per system), the diagonal of perfect calibration, and the count per bin as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    counts = ax.twinx()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#888", linewidth=1, label="perfectly calibrated")
+    width = 0.1 / max(1, len(blocks))
+    for i, (name, block) in enumerate(blocks.items()):
+        filled = [b for b in block["bins"] if b["n"]]
+        ax.plot([b["mean_confidence"] for b in filled], [b["accuracy"] for b in filled], marker="o",
+                label=f"{name} (ECE {block['ece']:.3f}, n={block['n']})")
+        counts.bar([b["lo"] + i * width for b in block["bins"]], [b["n"] for b in block["bins"]], width,
+                   align="edge", alpha=0.15, color=f"C{i}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (mean per bin)")
+    ax.set_ylabel("observed: answerable, answered, fully covered")
+    counts.set_ylabel("questions per bin (bars)")
+    ax.set_zorder(counts.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_title("Calibration (reliability diagram)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
     data = _png(fig)
     plt.close(fig)
     return data
@@ -72,7 +142,7 @@ def metric_rows(metrics: dict, baseline: dict | None) -> list[tuple[str, Any, An
 
 def render_report(result: dict[str, Any]) -> str:
     metrics, baseline = result["metrics"], result.get("baseline")
-    names = [f"{g}.{k}" for g, k in MAIN_METRICS]
+    names = [label(f"{g}.{k}") for g, k in MAIN_METRICS]
     series = {result["system"]["name"]: [_value(metrics, g, k) or 0.0 for g, k in MAIN_METRICS]}
     if baseline:
         series["baseline"] = [_value(baseline, g, k) or 0.0 for g, k in MAIN_METRICS]
@@ -85,8 +155,12 @@ def render_report(result: dict[str, Any]) -> str:
         lat_series["baseline p95"] = [baseline["latency_ms"][s]["p95"] or 0 for s in stages]
     latency = _bar_chart(stages, lat_series, "Latency per stage, warm (lower is better)", "ms")
 
-    table = "".join(f"<tr><td>{html.escape(n)}</td><td>{_fmt(v)}</td><td>{_fmt(b)}</td><td>{r}</td></tr>"
-                    for n, v, b, r in metric_rows(metrics, baseline))
+    rows = metric_rows(metrics, baseline)
+    table, self_judged = ("".join(f"<tr><td>{html.escape(label(n))}</td><td>{_fmt(v)}</td><td>{_fmt(b)}</td>"
+                                  f"<td>{r}</td></tr>" for n, v, b, r in rows if is_self_judged(n) == judged)
+                          for judged in (False, True))
+    decisions = _decisions_html(result)
+    calibration = _calibration_html(result)
     failures = [item for item in result["items"] if item["failed"]]
     failing = "".join(_failure_html(item) for item in failures) or "<p>No failing questions.</p>"
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in result.get("gold_problems", []))
@@ -104,10 +178,59 @@ img{{max-width:100%}}code{{font-size:12px}}</style></head><body>
 {len(failures)} failing.</p>
 <img alt="quality chart" src="data:image/png;base64,{quality}">
 <img alt="latency chart" src="data:image/png;base64,{latency}">
-<h2>Metrics</h2><table><tr><th>metric</th><th>this system</th><th>baseline</th><th>ratio</th></tr>{table}</table>
+<h2>Metrics</h2><p>Judged against the gold set, and latency.</p>
+<table><tr><th>metric</th><th>this system</th><th>baseline</th><th>ratio</th></tr>{table}</table>
+<h2>Self-judged metrics</h2><p>Scored by the product's own support checker (the check that decides which
+citations it keeps), not against the gold set: they show the checker agrees with itself, not that it is right.</p>
+<table><tr><th>metric</th><th>this system</th><th>baseline</th><th>ratio</th></tr>{self_judged}</table>
+{decisions}
+{calibration}
 <h2>Failing questions</h2>{failing}
 {"<h2>Gold-set problems</h2><ul>" + problems + "</ul>" if problems else ""}
 </body></html>"""
+
+
+def _decisions_html(result: dict[str, Any]) -> str:
+    metrics, baseline = result["metrics"], result.get("baseline")
+    if "decisions" not in metrics:
+        return ""
+    base_head = "<th>baseline</th>" if baseline else ""
+    body = "".join(f"<tr><td>{html.escape(kind)}</td><td>{n}</td><td>{html.escape(answerable)}</td>"
+                   f"<td>{_fmt(correct)}</td>" + (f"<td>{_fmt(base)}</td>" if baseline else "") + "</tr>"
+                   for kind, n, answerable, correct, base in decision_table(metrics, baseline))
+    mine, other = metrics["decisions"], (baseline or {}).get("decisions") or {}
+    wrong = "".join(
+        f"<tr><td>{text}</td><td>{_fmt(mine[key])}</td>" + (f"<td>{_fmt(other.get(key))}</td>" if baseline else "")
+        + "</tr>"
+        for key, text in (("confidently_wrong", f"confidently wrong: unanswerable questions answered "
+                                                f"(of {mine['unanswerable_n']})"),
+                          ("wrong_among_answered", "wrong among answered: an unanswerable question answered, "
+                                                   "or an answer missing every must_include group")))
+    return f"""<h2>Answer or refuse, per gold type</h2>
+<p>Share of right decisions: answering an answerable question, refusing an unanswerable one (for an
+unanswerable type this is its refusal rate; for an answerable one, 1 − its false-refusal rate).</p>
+<table id="decisions"><tr><th>gold type</th><th>n</th><th>answerable</th><th>this system</th>{base_head}</tr>
+{body}</table>
+<table id="confidently-wrong"><tr><th>wrong answers</th><th>this system</th>{base_head}</tr>{wrong}</table>"""
+
+
+def _calibration_html(result: dict[str, Any]) -> str:
+    metrics, baseline = result["metrics"], result.get("baseline")
+    if "calibration" not in metrics:
+        return ""
+    blocks = {name: block for name, block in ((result["system"]["name"], metrics["calibration"]),
+                                              ("baseline", (baseline or {}).get("calibration")))
+              if block and block["n"]}
+    head = """<h2>Calibration</h2><p>Each answer's confidence (the probability that the sources answer the
+question) against whether the question was answerable and answered with every must_include group covered;
+refusals and answers that miss count as 0. Ten equal-width bins; ECE is the count-weighted mean gap between a
+bin's mean confidence and its observed share.</p>"""
+    if not blocks:
+        return head + "<p>No item carries a confidence: no calibration plot.</p>"
+    figures = "".join(f"<li>{html.escape(name)}: ECE {_fmt(b['ece'])}, Brier {_fmt(b['brier'])}, "
+                      f"{b['n']} with a confidence, {b['left_out']} without</li>" for name, b in blocks.items())
+    return (head + f'<ul>{figures}</ul><img alt="calibration plot" '
+            f'src="data:image/png;base64,{_calibration_plot(blocks)}">')
 
 
 def _failure_html(item: dict) -> str:

@@ -14,7 +14,9 @@ from tqdm import tqdm
 
 from eval.baseline import LlamaIndexBaseline
 from eval.gold import GoldItem
-from eval.metrics import Span, aggregate, answer_scores, citation_scores, percentile, retrieval_scores
+from eval.metrics import (Span, aggregate, answer_scores, calibration, citation_scores, covered_answer, decisions,
+                          percentile, retrieval_scores)
+from rag.answerability import Assessor
 from rag.answering.extractive import ExtractiveAnswerer
 from rag.answering.openai_chat import OpenAIChatAnswerer
 from rag.pipeline import AskPipeline
@@ -55,10 +57,10 @@ def baseline_system(service: RagService, mode: str | None = None, over_stored_ch
     s = service.settings
     pipeline = AskPipeline(
         s, baseline,
-        {"extractive": lambda: ExtractiveAnswerer(s.answer, service.sentence_vectors, service.docstore,
-                                                  baseline.retrieve, baseline.document_passages),
+        {"extractive": lambda: ExtractiveAnswerer(s.answer, service.sentence_vectors),
          "openai": lambda: OpenAIChatAnswerer(s.llm)},
-        SupportChecker(s.verify, service.sentence_vectors), is_empty=lambda: False)
+        SupportChecker(s.verify, service.sentence_vectors), is_empty=lambda: False,
+        assessor=Assessor(service.sentence_vectors, service.docstore))
     return System("llama-index baseline", baseline.retrieve, lambda q: pipeline.ask(q, mode=mode), baseline.passage)
 
 
@@ -73,7 +75,8 @@ def score_item(item: GoldItem, system: System, checker: SupportChecker) -> dict[
                            "answerable": item.answerable, "answered": answer.answerable,
                            "answer": answer.answer, "retrieved": [h.chunk_id for h in retrieved],
                            "citations": [c.model_dump() for c in answer.citations],
-                           "timings_ms": answer.timings_ms.model_dump()}
+                           "timings_ms": answer.timings_ms.model_dump(),
+                           "confidence": answer.confidence}
     scores: dict[str, Any] = {}
     if item.answerable and item.spans:
         scores["retrieval"] = retrieval_scores(_spans(retrieved), item.spans)
@@ -136,11 +139,27 @@ def evaluate(system: System, items: list[GoldItem], checker: SupportChecker,
     return summarise(rows), rows
 
 
+#: What a confidence is paired with in ``metrics.calibration`` (see README, Evaluation).
+CALIBRATION_OUTCOME = "answerable, answered, and every must_include group covered"
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     metrics = _summary_of(rows)
     metrics["by_type"] = {t: _summary_of([r for r in rows if r["type"] == t])
                           for t in sorted({r["type"] for r in rows})}
+    outcomes = [_outcome_of(r) for r in rows]
+    metrics["decisions"] = decisions(outcomes)
+    metrics["calibration"] = {**calibration([(r.get("confidence"), covered_answer(o))
+                                             for r, o in zip(rows, outcomes)]),
+                              "outcome": CALIBRATION_OUTCOME}
     return metrics
+
+
+def _outcome_of(row: dict[str, Any]) -> dict[str, Any]:
+    """What the decision and calibration metrics read from a per-item row."""
+    answer = row["scores"].get("answer") or {}
+    return {"type": row["type"], "answerable": row["answerable"], "answered": bool(row["answered"]),
+            "must_include": answer.get("must_include"), "fully_covered": answer.get("fully_covered")}
 
 
 def _summary_of(rows: list[dict[str, Any]]) -> dict[str, Any]:

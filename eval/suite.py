@@ -3,22 +3,62 @@
 Result JSON (stable keys, documented in README):
 ``{"system": {...}, "gold": path, "gold_problems": [...], "metrics": {...}, "baseline": {...} | null,
 "items": [...], "baseline_items": [...]}``; a metric is addressed as a dotted path
-under ``metrics``, e.g. ``retrieval.recall@5`` or ``latency_ms.total.p50``.
+under ``metrics``, e.g. ``retrieval.recall@5``, ``latency_ms.total.p50``,
+``decisions.by_type.unanswerable.correct``, ``decisions.confidently_wrong`` or ``calibration.ece``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
 
 from eval.gold import load_gold, locate_sources
 from eval.runner import baseline_system, evaluate, product_system
+from index.ingest import IngestReport
 from rag.errors import InvalidInputError
 from rag.service import RagService
+from rag.settings import Settings
 
 #: Metrics where lower is better: a --min gate on them means "at most".
-LOWER_IS_BETTER = (".latency_ms.", ".answer.false_refusal")  # matched anywhere, by_type paths included
+LOWER_IS_BETTER = (".latency_ms.", ".answer.false_refusal",  # matched anywhere, by_type paths included
+                   ".decisions.confidently_wrong", ".decisions.wrong_among_answered", ".calibration.ece",
+                   ".calibration.brier")
+
+
+def corpus_data_dir(settings: Settings, corpus_dir: Path) -> Path:
+    """Where ``rag eval --corpus DIR`` keeps DIR's index: ``<data_dir>/eval-corpora/<name>-<hash>``, the hash
+    taken over DIR's resolved absolute path, so two folders of the same name never share an index."""
+    resolved = Path(corpus_dir).expanduser().resolve()
+    digest = hashlib.sha256(str(resolved).encode("utf-8")).hexdigest()[:12]
+    return Path(settings.data_dir) / "eval-corpora" / f"{resolved.name or 'root'}-{digest}"
+
+
+def service_for_corpus(settings: Settings, corpus_dir: Path, *,
+                       progress: bool = False) -> tuple[RagService, IngestReport]:
+    """A service over its own index of ``corpus_dir`` (see :func:`corpus_data_dir`), brought up to date
+    first: ingestion is incremental, so unchanged files cost nothing, and files gone from the folder are
+    pruned. With a Chroma server the collection gets the same suffix, so the evaluation never writes into
+    the served collection. Raises InvalidInputError when ``corpus_dir`` is not a folder."""
+    folder = Path(corpus_dir).expanduser()
+    if not folder.is_dir():
+        what = "not a folder" if folder.exists() else "no such folder"
+        raise InvalidInputError(f"--corpus {corpus_dir}: {what}", path=str(corpus_dir))
+    folder = folder.resolve()
+    data_dir = corpus_data_dir(settings, folder)
+    update: dict[str, Any] = {"data_dir": data_dir, "corpus_dir": folder}
+    if settings.chroma.host:
+        update["chroma"] = settings.chroma.model_copy(
+            update={"collection": f"{settings.chroma.collection}-{data_dir.name.rsplit('-', 1)[1]}"})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    service = RagService(settings.model_copy(update=update))
+    try:
+        report = service.ingest(folder, prune=True, progress=progress)
+    except BaseException:
+        service.close()
+        raise
+    return service, report
 
 
 def run_suite(service: RagService, gold_path: Path, *, baseline: bool = True, mode: str | None = None,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Union
+from typing import Callable, Generator, Iterator, Union
 
+from rag.answerability import Assessment, Assessor
 from rag.answering import Answerer, Draft
 from rag.citations import verify
 from rag.errors import IndexEmptyError, InvalidInputError
-from rag.retrieval import HybridRetriever
+from rag.retrieval import HybridRetriever, Retrieval
 from rag.settings import Settings
 from rag.support import SupportChecker
 from rag.types import REFUSAL, Answer, Hit, Timings
@@ -47,15 +48,30 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
 
+def refusal_text(reason: str | None) -> str:
+    """The refusal, followed by what the evidence does and does not say."""
+    return f"{REFUSAL} {reason}" if reason else REFUSAL
+
+
 class AskPipeline:
     def __init__(self, settings: Settings, retriever: HybridRetriever, answerers: dict[str, Callable[[], Answerer]],
-                 checker: SupportChecker, is_empty: Callable[[], bool]) -> None:
+                 checker: SupportChecker, is_empty: Callable[[], bool], assessor: Assessor) -> None:
         self.settings = settings
         self.retriever = retriever
         self._answerer_factories = answerers
         self._answerers: dict[str, Answerer] = {}
         self.checker = checker
         self.is_empty = is_empty
+        self.assessor = assessor
+
+    @property
+    def min_confidence(self) -> float:
+        configured = self.settings.answer.min_confidence
+        return self.assessor.model.recommended_threshold if configured is None else configured
+
+    def gated(self, mode: str) -> bool:
+        """Does a low confidence refuse before the answerer runs? Always offline; for a chat model, by setting."""
+        return mode == "extractive" or self.settings.answer.gate_chat_model
 
     def answerer(self, mode: str) -> Answerer:
         if mode not in self._answerer_factories:
@@ -99,17 +115,11 @@ class AskPipeline:
         retrieval = self.retriever.retrieve(question, top_k)
         retrieved = time.perf_counter()
         yield SourcesEvent(retrieval.hits)
-        stream = getattr(answerer, "draft_stream", None) if live else None
-        if stream is not None:
-            pieces: list[str] = []
-            for piece in stream(question, retrieval):
-                pieces.append(piece)
-                yield DeltaEvent(piece)
-            draft = Draft("".join(pieces), retrieval.hits)
+        assessment = self.assessor.assess(question, retrieval)  # timed with the draft: it decides whether to answer
+        if self.gated(mode) and not assessment.answers(self.min_confidence):
+            draft = Draft("", retrieval.hits)
         else:
-            draft = answerer.draft(question, retrieval)
-            for piece in stream_pieces(draft.text):
-                yield DeltaEvent(piece)
+            draft = yield from self._draft(question, retrieval, assessment, answerer, live)
         drafted = time.perf_counter()
         verified = verify(draft.text, draft.hits, self.checker)
         verified_at = time.perf_counter()
@@ -118,13 +128,30 @@ class AskPipeline:
                           verify=_ms(verified_at - drafted))
         timings.total = round(timings.retrieve + timings.generate + timings.verify, 2)
         if not verified.sentences:
-            answer = Answer(question=question, answer=REFUSAL, answerable=False, sentences=[], citations=[],
-                            dropped_citations=verified.dropped, mode=mode, timings_ms=timings)
+            answer = Answer(question=question, answer=refusal_text(assessment.reason), answerable=False,
+                            sentences=[], citations=[], dropped_citations=verified.dropped, mode=mode,
+                            timings_ms=timings, confidence=assessment.confidence)
         else:
             answer = Answer(question=question, answer=verified.text, answerable=True, sentences=verified.sentences,
                             citations=verified.citations, dropped_citations=verified.dropped, mode=mode,
-                            timings_ms=timings)
+                            timings_ms=timings, confidence=assessment.confidence)
         yield AnswerEvent(answer)
+
+    @staticmethod
+    def _draft(question: str, retrieval: Retrieval, assessment: Assessment, answerer: Answerer,
+               live: bool) -> Generator[Event, None, Draft]:
+        """The answerer's draft, its pieces yielded as deltas; returns the whole draft."""
+        stream = getattr(answerer, "draft_stream", None) if live else None
+        if stream is not None:
+            pieces: list[str] = []
+            for piece in stream(question, retrieval, assessment):
+                pieces.append(piece)
+                yield DeltaEvent(piece)
+            return Draft("".join(pieces), retrieval.hits)
+        draft = answerer.draft(question, retrieval, assessment)
+        for piece in stream_pieces(draft.text):
+            yield DeltaEvent(piece)
+        return draft
 
 
 def stream_pieces(text: str) -> list[str]:

@@ -14,6 +14,7 @@ from llama_index.core.embeddings import BaseEmbedding
 from index.docstore import DocStore, StoredDocument
 from index.ingest import Ingestor, IngestReport
 from index.vectors import VectorIndex
+from rag.answerability import Assessor
 from rag.answering.extractive import ExtractiveAnswerer
 from rag.answering.openai_chat import OpenAIChatAnswerer
 from rag.embeddings import build_embedder
@@ -41,16 +42,19 @@ class RagService:
                         batch_size=self.settings.embed.batch_size)
 
     @cached_property
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(self.vectors, self.docstore, self.embedder, self.settings.retrieve)
+
+    @cached_property
     def pipeline(self) -> AskPipeline:
         s = self.settings
-        retriever = HybridRetriever(self.vectors, self.docstore, self.embedder, s.retrieve)
+        retriever = self.retriever
         checker = SupportChecker(s.verify, self.sentence_vectors)
         return AskPipeline(
             s, retriever,
-            {"extractive": lambda: ExtractiveAnswerer(s.answer, self.sentence_vectors, self.docstore,
-                                                      retriever.retrieve, self.document_passages),
+            {"extractive": lambda: ExtractiveAnswerer(s.answer, self.sentence_vectors),
              "openai": lambda: OpenAIChatAnswerer(s.llm)},
-            checker, is_empty=self.docstore.is_empty)
+            checker, is_empty=self.docstore.is_empty, assessor=Assessor(self.sentence_vectors, self.docstore))
 
     def ingest(self, path: Path | None = None, *, prune: bool = True, progress: bool = False) -> IngestReport:
         return self.ingestor.ingest_path(path or self.settings.corpus_dir, prune=prune, progress=progress)
@@ -59,11 +63,6 @@ class RagService:
         return self.pipeline.ask(question, top_k=top_k, mode=mode)
 
     # ---- documents ----------------------------------------------------------
-
-    def document_passages(self, doc_id: str) -> list[Hit]:
-        """Every chunk of a document, as passages (score 0: not ranked by retrieval)."""
-        return [Hit(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, start=c.start, end=c.end, text=c.text,
-                    score=0.0) for c in self.docstore.chunks_of(doc_id)]
 
     @property
     def uploads_dir(self) -> Path:

@@ -56,10 +56,10 @@ class RetrieveSettings(_Group):
 
 class AnswerSettings(_Group):
     mode: Literal["extractive", "openai"] = Field("extractive", description="extractive: offline sentence selection; openai: an OpenAI-compatible chat model.")
-    max_sentences: int = Field(3, ge=1, le=10, description="Most sentences an extractive answer uses.")
-    min_coverage: float = Field(0.3, ge=0, le=1, description="Extractive: refuse when the passages hold less than this IDF-weighted share of the question's words.")
-    min_evidence: float = Field(0.3, ge=0, le=1, description="Extractive: best sentence score below which the answer is a refusal.")
-    relative_cutoff: float = Field(0.75, ge=0, le=1, description="Extractive: keep sentences scoring at least this share of the best one.")
+    max_sentences: int = Field(3, ge=1, le=10, description="Most sentences an extractive answer uses (a factoid answer uses one unless another adds a part of the question).")
+    min_confidence: float | None = Field(None, ge=0, le=1, description="Refuse when the calibrated confidence that the sources answer is below this (unset: the answerability model's recommended threshold).")
+    relative_cutoff: float = Field(0.5, ge=0, le=1, description="Extractive: a further sentence must answer with at least this share of the best sentence's probability.")
+    gate_chat_model: bool = Field(True, description="openai mode: below the confidence threshold, refuse without calling the chat model.")
 
 
 class VerifySettings(_Group):

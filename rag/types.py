@@ -60,6 +60,9 @@ class Answer(BaseModel):
     dropped_citations: int = 0
     mode: str
     timings_ms: Timings
+    #: Calibrated probability (0..1) that the sources answer the question (see ``rag.answerability``);
+    #: None where no assessment was made.
+    confidence: float | None = None
 
 
 REFUSAL = "The sources do not answer this question."

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from rag.answerability import Assessment
 from rag.retrieval import Retrieval
 from rag.types import Hit
 
@@ -19,4 +20,4 @@ class Draft:
 class Answerer(Protocol):
     mode: str
 
-    def draft(self, question: str, retrieval: Retrieval) -> Draft: ...
+    def draft(self, question: str, retrieval: Retrieval, assessment: Assessment | None = None) -> Draft: ...

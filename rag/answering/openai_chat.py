@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from rag.answerability import Assessment
 from rag.answering import Draft
 from rag.errors import UpstreamError, UpstreamTimeoutError
 from rag.retrieval import Retrieval
@@ -14,7 +15,7 @@ from rag.types import Hit
 
 SYSTEM_PROMPT = """You answer questions using only the numbered passages you are given.
 Write a short answer of one to four sentences. After every sentence put the number of each passage that supports it in square brackets, like [1] or [2][3].
-Use only facts stated in the passages. If the passages do not contain the answer, say that the sources do not answer the question and cite nothing."""
+Use only facts stated in the passages. Passages on the same subject are not enough: if no passage states what was asked, reply only "The sources do not answer this question." and cite nothing."""
 
 
 def format_passages(hits: list[Hit]) -> str:
@@ -41,7 +42,7 @@ class OpenAIChatAnswerer:
                             max_retries=settings.max_retries)
         self.client = client
 
-    def draft(self, question: str, retrieval: Retrieval) -> Draft:
+    def draft(self, question: str, retrieval: Retrieval, assessment: Assessment | None = None) -> Draft:
         if not retrieval.hits:
             return Draft("", retrieval.hits)
         with _upstream_errors(self.settings.model, self.settings.timeout):
@@ -52,7 +53,8 @@ class OpenAIChatAnswerer:
             raise UpstreamError("chat model returned no choices", model=self.settings.model)
         return Draft(response.choices[0].message.content or "", retrieval.hits)
 
-    def draft_stream(self, question: str, retrieval: Retrieval) -> Iterator[str]:
+    def draft_stream(self, question: str, retrieval: Retrieval,
+                     assessment: Assessment | None = None) -> Iterator[str]:
         """The model's answer as it is generated (no passages: nothing is asked)."""
         if not retrieval.hits:
             return

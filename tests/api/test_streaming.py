@@ -150,7 +150,7 @@ def test_refusal_streams_an_unanswerable_answer(shared):
     assert names[0] == "sources" and names[-2:] == ["answer", "done"]
     assert set(names[1:-2]) <= {"delta"}
     answer = events[-2][1]
-    assert answer["answerable"] is False and answer["answer"] == REFUSAL
+    assert answer["answerable"] is False and answer["answer"].startswith(REFUSAL)
     assert answer["citations"] == [] and answer["sentences"] == []
 
 

@@ -35,7 +35,7 @@ def test_ask_json_prints_the_answer_object_with_exact_quotes(tmp_path):
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert set(answer) == {"question", "answer", "answerable", "sentences", "citations", "dropped_citations",
-                           "mode", "timings_ms"}
+                           "mode", "timings_ms", "confidence"}
     assert answer["answerable"] and "Mattis" in answer["answer"]
     for c in answer["citations"]:
         text = (BUNDLED_CORPUS / c["doc_id"]).read_text(encoding="utf-8")
@@ -45,10 +45,20 @@ def test_ask_json_prints_the_answer_object_with_exact_quotes(tmp_path):
 
 def test_ask_human_output_lists_numbered_sources():
     runner.invoke(app, ["ingest", "-q"])
-    result = runner.invoke(app, ["ask", "How long did the Austin–Wei Fenghe phone call last?"])
+    result = runner.invoke(app, ["ask", "Who met Xu Qiliang in Beijing in 2018?"])
     assert result.exit_code == 0
     assert "Sources:" in result.output
     assert re.search(r"^  \[1\] \d{3}_\w+\.txt \(chars \d+-\d+\)$", result.output, re.MULTILINE)
+    assert re.search(r"^extractive · confidence (0\.\d\d|1\.00) · \d+ ms$", result.output, re.MULTILINE)
+
+
+def test_ask_refusal_explains_itself():
+    runner.invoke(app, ["ingest", "-q"])
+    result = runner.invoke(app, ["ask", "What is the recipe for banana bread with walnuts?"])
+    assert result.exit_code == 0
+    assert result.output.startswith("The sources do not answer this question. The documents")
+    assert "say nothing about" in result.output and "“banana”" in result.output
+    assert "Sources:" not in result.output
 
 
 @pytest.mark.parametrize("args, code, message", [

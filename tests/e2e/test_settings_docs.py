@@ -39,7 +39,9 @@ def test_every_documented_variable_is_read(env, monkeypatch):
     elif kind == "int":
         value = field.default + 1
     elif kind == "float":
-        value = round(field.default * 0.5 + 0.01, 3)
+        value = 0.5 if field.default is None else round(field.default * 0.5 + 0.01, 3)
+    elif kind == "bool":
+        value = str(not field.default).lower()
     else:
         value = SAMPLE[kind]
     monkeypatch.setenv(env, str(value))

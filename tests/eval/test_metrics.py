@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from eval.metrics import aggregate, answer_scores, citation_scores, overlaps, percentile, retrieval_scores
+from eval.metrics import (aggregate, answer_scores, calibration, citation_scores, covered_answer, decision_correct,
+                          decisions, overlaps, percentile, retrieval_scores, wrongly_answered)
 
 # ---- overlaps ---------------------------------------------------------------
 
@@ -243,3 +244,150 @@ def test_aggregate_key_never_set_is_none_and_rounds_to_four_places():
 
 def test_aggregate_of_no_rows():
     assert aggregate([]) == {"n": 0}
+
+
+# ---- decisions ------------------------------------------------------------------
+
+
+def row(kind: str, answerable: bool, answered: bool, must_include: float | None = None,
+        fully_covered: float | None = None) -> dict:
+    return {"type": kind, "answerable": answerable, "answered": answered, "must_include": must_include,
+            "fully_covered": fully_covered}
+
+
+#: 12 hand-made outcomes over four gold types, one of them mixed.
+ROWS = [
+    row("factoid", True, True, 1.0, 1.0),
+    row("factoid", True, True, 0.0, 0.0),  # answered, misses every group: wrong
+    row("factoid", True, False, 0.0, 0.0),  # false refusal
+    row("factoid", True, True, 0.5, 0.0),  # partly covered: not wrong, not covered
+    row("unanswerable", False, False),
+    row("unanswerable", False, True),  # confidently wrong
+    row("unanswerable", False, False),
+    row("unanswerable", False, False),
+    row("near-miss", True, False, 0.0, 0.0),  # a mixed type: answerable refused (wrong decision)
+    row("near-miss", False, False),  # unanswerable refused (right)
+    row("near-miss", False, True),  # unanswerable answered (wrong, confidently)
+    row("why", True, True, None, None),  # answerable without must_include groups
+]
+
+
+def test_the_decision_is_right_when_answering_matches_answerability():
+    assert decision_correct(True, True) and decision_correct(False, False)
+    assert not decision_correct(True, False) and not decision_correct(False, True)
+
+
+def test_every_gold_type_gets_a_decision_row_with_its_counts():
+    table = decisions(ROWS)
+    assert list(table["by_type"]) == ["factoid", "near-miss", "unanswerable", "why"]
+    assert table["by_type"]["factoid"] == {"n": 4, "answerable_n": 4, "answerable": True, "answered": 0.75,
+                                           "correct": 0.75}  # 1 − false refusal 1/4
+    assert table["by_type"]["unanswerable"] == {"n": 4, "answerable_n": 0, "answerable": False, "answered": 0.25,
+                                                "correct": 0.75}  # the refusal rate, 3/4
+    assert table["by_type"]["near-miss"] == {"n": 3, "answerable_n": 1, "answerable": "mixed",
+                                             "answered": 0.3333, "correct": 0.3333}
+    assert table["by_type"]["why"] == {"n": 1, "answerable_n": 1, "answerable": True, "answered": 1.0,
+                                       "correct": 1.0}
+    # overall: right decisions 3 + 3 + 1 + 1 = 8 of 12
+    assert table["overall"] == {"n": 12, "answerable_n": 6, "answerable": "mixed", "answered": 0.5,
+                                "correct": 0.6667}
+
+
+def test_decision_correct_is_the_refusal_rate_and_one_minus_false_refusal():
+    unanswerable = [row("u", False, answered) for answered in (False, False, True, False, True)]
+    assert decisions(unanswerable)["by_type"]["u"]["correct"] == 0.6  # refused 3 of 5
+    answerable = [row("a", True, answered, 1.0, 1.0) for answered in (True, False, False, False)]
+    assert decisions(answerable)["by_type"]["a"]["correct"] == 0.25  # false refusal 0.75
+
+
+def test_confidently_wrong_rates():
+    table = decisions(ROWS)
+    assert table["unanswerable_n"] == 6
+    assert table["confidently_wrong"] == 0.3333  # 2 of 6 unanswerable questions answered
+    assert table["answered_n"] == 6
+    # answered: 3 factoid (one misses every group) + 1 unanswerable + 1 near-miss unanswerable + 1 why
+    assert table["wrong_among_answered"] == 0.5
+
+
+def test_confidently_wrong_is_none_without_unanswerable_or_answered_questions():
+    only_answerable = decisions([row("f", True, True, 1.0, 1.0)])
+    assert only_answerable["confidently_wrong"] is None and only_answerable["unanswerable_n"] == 0
+    assert only_answerable["wrong_among_answered"] == 0.0
+    nothing_answered = decisions([row("u", False, False), row("f", True, False, 0.0, 0.0)])
+    assert nothing_answered["wrong_among_answered"] is None and nothing_answered["answered_n"] == 0
+    assert nothing_answered["confidently_wrong"] == 0.0
+    assert decisions([]) == {"by_type": {}, "overall": {"n": 0, "answerable_n": 0, "answerable": None,
+                                                        "answered": None, "correct": None},
+                             "confidently_wrong": None, "unanswerable_n": 0, "wrong_among_answered": None,
+                             "answered_n": 0}
+
+
+def test_wrongly_answered_and_covered_answer():
+    assert wrongly_answered(row("u", False, True)) and not wrongly_answered(row("u", False, False))
+    assert wrongly_answered(row("f", True, True, 0.0, 0.0))
+    assert not wrongly_answered(row("f", True, True, 0.5, 0.0))  # partly covered is not "wrong"
+    assert not wrongly_answered(row("f", True, False, 0.0, 0.0))  # a refusal is never a wrong answer
+    assert not wrongly_answered(row("f", True, True, None, None))
+    assert covered_answer(row("f", True, True, 1.0, 1.0))
+    assert covered_answer(row("f", True, True, None, None))  # no groups to miss
+    assert not covered_answer(row("f", True, True, 0.5, 0.0))
+    assert not covered_answer(row("f", True, False, 1.0, 1.0))  # refused
+    assert not covered_answer(row("u", False, False))  # a right refusal is still not a covered answer
+    assert not covered_answer(row("u", False, True))
+
+
+# ---- calibration ----------------------------------------------------------------
+
+
+def test_calibration_bins_ece_and_brier_on_hand_made_confidences():
+    pairs = [(0.0, False), (0.05, True), (0.3, True), (0.9, True), (1.0, True), (0.95, False), (None, True)]
+    out = calibration(pairs)
+    assert out["n"] == 6 and out["left_out"] == 1 and out["note"] is None
+    bins = out["bins"]
+    assert len(bins) == 10
+    assert [(b["lo"], b["hi"]) for b in bins] == [(i / 10, (i + 1) / 10) for i in range(10)]
+    assert [b["n"] for b in bins] == [2, 0, 0, 1, 0, 0, 0, 0, 0, 3]  # 0.3 is in [0.3, 0.4); 1.0 in the last
+    assert bins[0]["mean_confidence"] == 0.025 and bins[0]["accuracy"] == 0.5
+    assert bins[3]["mean_confidence"] == 0.3 and bins[3]["accuracy"] == 1.0
+    assert bins[9]["mean_confidence"] == 0.95 and bins[9]["accuracy"] == 0.6667
+    assert bins[1]["mean_confidence"] is None and bins[1]["accuracy"] is None
+    # ECE = (2·|0.5 − 0.025| + 1·|1 − 0.3| + 3·|2/3 − 0.95|) / 6 = 2.5 / 6
+    assert out["ece"] == pytest.approx(2.5 / 6, abs=1e-4)
+    # Brier = (0 + 0.95² + 0.7² + 0.1² + 0 + 0.95²) / 6
+    assert out["brier"] == pytest.approx((0.9025 + 0.49 + 0.01 + 0.9025) / 6, abs=1e-4)
+
+
+def test_perfectly_calibrated_confidences_have_zero_ece():
+    pairs = [(0.25, True), (0.25, False), (0.25, False), (0.25, False), (0.75, True), (0.75, True), (0.75, True),
+             (0.75, False)]
+    out = calibration(pairs)
+    assert out["ece"] == 0.0
+    assert out["brier"] == pytest.approx(0.1875)  # (0.75² + 3·0.25²) / 4 per half
+
+
+def test_overconfident_answers_have_a_large_ece():
+    out = calibration([(0.99, False)] * 9 + [(0.99, True)])
+    assert out["ece"] == pytest.approx(0.89)
+    assert out["bins"][9]["accuracy"] == 0.1
+
+
+def test_bin_edges_fall_in_the_upper_bin():
+    for k in range(10):
+        out = calibration([(k / 10, True)])
+        assert [b["n"] for b in out["bins"]].index(1) == k, k
+    assert calibration([(0.0999, True)])["bins"][0]["n"] == 1
+
+
+def test_calibration_without_confidences_says_so():
+    out = calibration([(None, True), (None, False)])
+    assert out["n"] == 0 and out["left_out"] == 2
+    assert out["ece"] is None and out["brier"] is None
+    assert out["note"] == "no item carries a confidence"
+    assert all(b["n"] == 0 and b["accuracy"] is None for b in out["bins"])
+    assert calibration([])["n"] == 0
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1.01, float("nan"), float("inf")])
+def test_a_confidence_outside_zero_to_one_is_an_error(bad):
+    with pytest.raises(ValueError, match="not a probability"):
+        calibration([(0.5, True), (bad, True)])

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from eval.gold import GoldSetError
-from eval.report import metric_rows, render_report
+from eval.report import SELF_JUDGED, metric_rows, render_report
 from eval.suite import LOWER_IS_BETTER, metric_value, parse_gate, run_suite, unmet_gates
 from rag.errors import InvalidInputError
 from rag.service import RagService
@@ -116,12 +116,14 @@ def test_metrics_have_the_documented_groups_and_keys(result):
     metrics = result["metrics"]
     check_metrics_block(metrics, 30)
     assert set(metrics) == {"retrieval", "answer", "refusal", "citations", "faithfulness", "latency_ms",
-                            "questions", "by_type"}
+                            "questions", "by_type", "decisions", "calibration"}
     for path in ("retrieval.recall@5", "retrieval.mrr", "retrieval.ndcg@10", "answer.must_include",
                  "citations.precision_strict", "citations.precision_lenient", "citations.recall",
                  "citations.gold_cited", "citations.quote_chars", "citations.chunk_chars",
                  "faithfulness.supported_sentences", "latency_ms.total.p50", "latency_ms.total.p95",
-                 "refusal.accuracy", "answer.false_refusal"):
+                 "refusal.accuracy", "answer.false_refusal", "decisions.overall.correct",
+                 "decisions.by_type.unanswerable.correct", "decisions.by_type.factoid.correct",
+                 "decisions.confidently_wrong", "decisions.wrong_among_answered", "calibration.n"):
         assert isinstance(metric_value(metrics, path), (int, float)), path
 
 
@@ -153,7 +155,8 @@ def test_items_carry_id_scores_and_failure(result):
     assert [i["id"] for i in items] == [f"dev{n:02d}" for n in range(1, 31)]
     for item in items:
         assert {"id", "type", "question", "answerable", "answered", "answer", "retrieved", "citations",
-                "timings_ms", "scores", "failed", "why"} <= set(item)
+                "timings_ms", "scores", "failed", "why", "confidence"} <= set(item)
+        assert item["confidence"] is None or 0.0 <= item["confidence"] <= 1.0
         assert isinstance(item["failed"], bool)
         assert bool(item["why"]) == item["failed"], item["id"]
         assert "answer" in item["scores"]
@@ -331,17 +334,24 @@ def png_images(page: str) -> list[bytes]:
                                                           page)]
 
 
+def expected_images(result: dict) -> int:
+    """Quality and latency charts, and the calibration plot when any item of either system has a confidence."""
+    blocks = [result["metrics"], result["baseline"] or {}]
+    return 2 + any((block.get("calibration") or {}).get("n") for block in blocks)
+
+
 def test_report_has_both_charts_the_table_and_every_failing_question(result):
     page = render_report(result)
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     images = png_images(page)
-    assert len(images) == 2
+    assert len(images) == expected_images(result)
     assert all(image.startswith(b"\x89PNG\r\n\x1a\n") and len(image) > 1000 for image in images)
     assert 'alt="quality chart"' in page and 'alt="latency chart"' in page
     rows = metric_rows(result["metrics"], result["baseline"])
     assert rows
     for name, _, _, _ in rows:
-        assert f"<tr><td>{name}</td>" in page, name
+        shown = f"{name} (self-judged)" if name in SELF_JUDGED else name
+        assert f"<tr><td>{shown}</td>" in page, name
     assert "<td>latency_ms.total.p95</td>" in page and "<td>retrieval.recall@5</td>" in page
     failing = [i for i in result["items"] if i["failed"]]
     assert failing, "the hash embedder is expected to miss some questions"
@@ -373,7 +383,7 @@ def test_report_without_baseline_escapes_html(suite):
     failing["question"] = "Is <script>alert(1)</script> & co. safe?"
     result["gold_problems"] = ["x1: quote not found in <doc>"]
     page = render_report(result)
-    assert len(png_images(page)) == 2
+    assert len(png_images(page)) == expected_images(result)
     assert "no baseline" in page
     assert "<script>alert(1)</script>" not in page
     assert "Is &lt;script&gt;alert(1)&lt;/script&gt; &amp; co. safe?" in page
@@ -413,7 +423,7 @@ def test_cli_eval_writes_json_and_report(cli, tmp_path):
     assert len(saved["items"]) == 30 and saved["gold_problems"] == []
     assert saved["system"]["embedder"].startswith("hash")
     page = report.read_text(encoding="utf-8")
-    assert len(png_images(page)) == 2 and "<td>retrieval.mrr</td>" in page
+    assert len(png_images(page)) == expected_images(saved) and "<td>retrieval.mrr</td>" in page
 
 
 def test_cli_eval_unmet_gate_exits_6(cli, tmp_path):

@@ -293,7 +293,7 @@ def test_all_unsupported_is_a_refusal(openai_service, chat_server):
     answer = service.ask(QUESTION)
 
     assert not answer.answerable
-    assert answer.answer == REFUSAL
+    assert answer.answer.startswith(REFUSAL)
     assert answer.citations == [] and answer.sentences == []
     assert answer.dropped_citations == 2
 
@@ -310,7 +310,7 @@ def test_uncited_or_empty_reply_is_a_refusal(openai_service, chat_server, reply)
     answer = service.ask(QUESTION)
 
     assert not answer.answerable
-    assert answer.answer == REFUSAL
+    assert answer.answer.startswith(REFUSAL)
     assert answer.citations == []
     assert answer.dropped_citations == 0
 
@@ -462,7 +462,7 @@ def test_no_passages_means_no_request_and_a_refusal(openai_service, chat_server)
     answer = service.ask(QUESTION)
 
     assert chat_server.requests == []
-    assert not answer.answerable and answer.answer == REFUSAL
+    assert not answer.answerable and answer.answer.startswith(REFUSAL)
 
 
 def test_same_quote_from_overlapping_chunks_is_one_citation(openai_service, chat_server):

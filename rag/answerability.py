@@ -1,0 +1,395 @@
+"""Does this evidence answer this question? A learned, calibrated judgement.
+
+Every sentence of the retrieved passages is a *candidate*. For each one a
+handful of features say whether it answers the question (see
+:data:`FEATURES`): how much of the question's distinctive vocabulary it holds
+(IDF over the whole index), whether the question's names and numbers are in
+it, whether the kind of answer the question asks for (a number, a date, a
+name) is in it beyond the question's own words, its dense similarity to the
+question, how the retrievers ranked its passage, and question-level signals
+(the question's rare words that no retrieved passage contains, or that the
+index does not know at all).
+
+A logistic model fitted by ``python -m eval.calibrate`` on labelled data
+(the gold sets and questions asked of a corpus without their article; see
+README) turns the features into ``p``: the probability that the sentence
+answers the question. The answer's ``confidence`` is the best sentence's
+``p`` passed through a second, answer-level calibration fitted on the same
+data (Platt scaling). Coefficients live in ``rag/assets/answerability.json``
+with the data they were fitted on; nothing here is tuned by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+import numpy as np
+
+from rag.retrieval import Retrieval
+from rag.sentence_vectors import SentenceVectors
+from rag.text import STOPWORDS, content_terms, sentence_spans, stem, words
+from rag.types import Hit
+
+MODEL_PATH = Path(__file__).parent / "assets" / "answerability.json"
+MIN_ALPHA_WORDS = 4
+_TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
+
+
+class CorpusStats(Protocol):
+    """What the judgement needs to know of the whole index (the docstore provides it)."""
+
+    def approximate_chunk_count(self) -> int: ...
+
+    def term_document_counts(self, terms: Iterable[str], cap: int = 1000) -> dict[str, int]: ...
+
+
+# ---- candidates --------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    """One sentence of a retrieved passage."""
+
+    hit_index: int  # which passage (0-based, retrieval order)
+    doc_id: str
+    start: int  # offsets into the document's stored text
+    end: int
+    text: str
+    terms: set[str]  # stemmed content words
+    context: set[str]  # words of the sentence before it and the title ("he", "the event", the article's subject)
+    features: dict[str, float] = field(default_factory=dict)
+    p: float = 0.0  # probability that it answers the question
+
+
+def is_sentence(text: str) -> bool:
+    """A full sentence: enough words and closing punctuation (headlines, date lines and captions have none)."""
+    return bool(_TERMINAL.search(text)) and len(re.findall(r"[^\W\d_]{2,}", text)) >= MIN_ALPHA_WORDS
+
+
+def candidates_from(hits: Sequence[Hit]) -> list[Candidate]:
+    """The full sentences of the passages, each once (overlapping chunks repeat sentences)."""
+    seen: set[tuple[str, int]] = set()
+    out: list[Candidate] = []
+    for i, hit in enumerate(hits):
+        title = set(content_terms(hit.title))
+        previous: set[str] = set()
+        for s, e in sentence_spans(hit.text, offset=hit.start):
+            text = hit.text[s - hit.start:e - hit.start]
+            terms = set(content_terms(text))
+            if (hit.doc_id, s) not in seen and is_sentence(text):
+                seen.add((hit.doc_id, s))
+                out.append(Candidate(i, hit.doc_id, s, e, text, terms, (previous | title) - terms))
+            previous = terms
+    return out
+
+
+# ---- what the question asks for ----------------------------------------------
+
+_NUMBER_WORDS = frozenset("""zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen
+fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred
+hundreds thousand thousands million millions billion billions trillion dozen dozens half quarter percent
+once twice""".split())
+_MONTHS = frozenset("""january february march april may june july august september october november december
+spring summer autumn fall winter century centuries decade decades""".split())
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+_DIGIT = re.compile(r"\d")
+
+_OPENERS = STOPWORDS | frozenset("""however meanwhile although though yet still instead later earlier last next
+many several since while another others according""".split())
+_TYPE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("date", re.compile(r"\b(when|what (year|years|date|day|month|century|decade|time|period|era)|"
+                        r"which (year|years|date|day|month|century|decade)|how long ago|since when)\b", re.I)),
+    ("number", re.compile(r"\b(how (many|much|long|old|far|large|big|high|tall|deep|often|fast)|"
+                          r"what (percentage|percent|proportion|share|number|amount|fraction|size)|"
+                          r"what (was|is) the (population|number|amount|cost|price|size))\b", re.I)),
+    ("name", re.compile(r"\b(who|whom|whose|where|which (city|country|town|state|company|person|people|"
+                        r"organi[sz]ation|university|team|party|group|river|region|nation)|what (city|country|"
+                        r"town|state|company|organi[sz]ation|university|team|party|river|region|nation))\b", re.I)),
+]
+
+
+def expected_type(question: str) -> str | None:
+    """The kind of answer the wording asks for, if it names one: number, date or name."""
+    for kind, pattern in _TYPE_PATTERNS:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def _type_present(kind: str, text: str, question_words: set[str]) -> bool:
+    """Does ``text`` hold an answer of ``kind`` that is not just the question's own words?"""
+    tokens = re.findall(r"[^\W_]+", text)
+    novel = [t for t in tokens if t.lower() not in question_words]
+    if kind == "number":
+        return any(_DIGIT.search(t) or t.lower() in _NUMBER_WORDS for t in novel)
+    if kind == "date":
+        return any(_YEAR.fullmatch(t) or t.lower() in _MONTHS or (_DIGIT.search(t) and len(t) <= 4) for t in novel)
+    # a name: a capitalised word (one that opens the sentence only when it is not a common opener)
+    return any(t[0].isupper() and (i > 0 or t.lower() not in _OPENERS)
+               for i, t in enumerate(tokens) if t.lower() not in question_words)
+
+
+def question_names(question: str) -> list[str]:
+    """Names and numbers the question mentions (capitalised words past the first, tokens with digits), stemmed."""
+    tokens = re.findall(r"[^\W_]+(?:['’][^\W_]+)*", question)
+    out = []
+    for i, token in enumerate(tokens):
+        word = re.sub(r"['’]s$", "", token).lower()
+        if word in STOPWORDS:
+            continue
+        if _DIGIT.search(token) or (i > 0 and token[0].isupper()):
+            out.append(stem(word))
+    return list(dict.fromkeys(out))
+
+
+_CAUSE_QUESTION = re.compile(r"^\s*(why|how come)\b|\b(reasons?|causes?|caused|purpose)\b", re.I)
+# Plain English connectives that state a cause or purpose (not a list tuned on one corpus: the model learns
+# their weight from every gold set, the Wikipedia one included).
+_CAUSAL = re.compile(r"\b(because|due to|owing to|as a result|caused?|causing|led to|leads? to|in order to|so that|"
+                     r"therefore|thus|hence|consequently|since|reasons?|cited|citing|given that|resulted)\b", re.I)
+
+
+def question_asks_cause(question: str) -> bool:
+    return bool(_CAUSE_QUESTION.search(question))
+
+
+# ---- features ----------------------------------------------------------------
+
+#: The model's inputs, in order. Question-level features repeat on every candidate of the question.
+FEATURES = (
+    "cosine",  # dense similarity of question and sentence
+    "cosine_gap",  # best cosine among the candidates minus this one
+    "coverage",  # IDF-weighted share of the question's words in the sentence
+    "coverage_context",  # the same, with the previous sentence and the title counting half
+    "coverage_gap",  # best coverage among the candidates minus this one
+    "passage_coverage",  # the same share in the sentence's whole passage
+    "names_missing",  # share of the question's names/numbers absent from sentence and context
+    "names_missing_everywhere",  # share absent from every retrieved passage (question level)
+    "rare_missing",  # IDF share of the question's words absent from every passage (question level)
+    "unknown_to_index",  # IDF share of the question's words the index does not hold at all (question level)
+    "max_missing_idf",  # the rarest question word no passage holds, IDF / log(N) (question level)
+    "sentence_missing_idf",  # the rarest question word the sentence (with its context) lacks, IDF / log(N)
+    "type_expected",  # the question asks for a number, date or name
+    "type_present",  # ... and the sentence holds one beyond the question's words
+    "novel_share",  # share of the sentence's words not in the question (an answer says something new)
+    "year_missing",  # the question names a year the sentence, its passage and its title do not
+    "cause_asked_and_stated",  # a why-question and a sentence with a causal connective
+    "passage_rank",  # 1 / (1 + rank of the passage)
+    "both_rankers",  # the passage is in the top 10 of the dense and of the keyword ranking
+    "log_words",  # length of the sentence
+)
+
+
+@dataclass
+class QuestionTerms:
+    """The question's words with their IDF over the whole index."""
+
+    stems: dict[str, float]  # stem → IDF (the largest over the words sharing it)
+    unknown: set[str]  # stems the index does not contain
+    names: list[str]
+    words: set[str]  # lower-cased raw words (for "beyond the question's words")
+    years: set[str]
+    log_n: float
+
+    @classmethod
+    def of(cls, question: str, stats: CorpusStats | None) -> "QuestionTerms":
+        raw = [w for w in dict.fromkeys(words(question)) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+        n = max(stats.approximate_chunk_count(), 1) if stats is not None else 1
+        counts = stats.term_document_counts(raw) if stats is not None else {}
+        stems: dict[str, float] = {}
+        unknown: set[str] = set()
+        for w in raw:
+            df = counts.get(w, 0)
+            idf = math.log(1 + (n + 1) / (0.5 + df))
+            s = stem(w)
+            stems[s] = max(stems.get(s, 0.0), idf)
+            if stats is not None and df == 0:
+                unknown.add(s)
+        return cls(stems, unknown, question_names(question), set(words(question)), set(_YEAR.findall(question)),
+                   math.log(2 + n))
+
+
+def _share(weights: dict[str, float], present: set[str], half: set[str] = frozenset()) -> float:
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    return sum(w if t in present else 0.5 * w if t in half else 0.0 for t, w in weights.items()) / total
+
+
+def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], vectors: SentenceVectors,
+              stats: CorpusStats | None) -> QuestionTerms:
+    """Fill every candidate's ``features``; returns the question's terms (for explaining a refusal)."""
+    q = QuestionTerms.of(question, stats)
+    hits = retrieval.hits
+    passage_terms = [set(content_terms(h.text)) | set(content_terms(h.title)) for h in hits]
+    everywhere = set().union(*passage_terms) if passage_terms else set()
+    missing = {t for t in q.stems if t not in everywhere}
+    total_idf = sum(q.stems.values()) or 1.0
+    rare_missing = sum(q.stems[t] for t in missing) / total_idf
+    unknown = sum(q.stems[t] for t in q.unknown) / total_idf
+    max_missing = max((q.stems[t] for t in missing), default=0.0) / q.log_n
+    names_everywhere = (sum(n not in everywhere for n in q.names) / len(q.names)) if q.names else 0.0
+    kind = expected_type(question)
+    cause_asked = question_asks_cause(question)
+    if candidates:
+        sims = vectors.get([c.text for c in candidates]) @ np.asarray(retrieval.query_embedding, dtype=np.float32)
+    else:
+        sims = np.zeros(0)
+    coverages = [_share(q.stems, c.terms) for c in candidates]
+    best_sim = float(sims.max()) if len(sims) else 0.0
+    best_cov = max(coverages, default=0.0)
+    for c, sim, cov in zip(candidates, sims, coverages):
+        hit = hits[c.hit_index]
+        around = c.terms | c.context
+        in_top = (hit.dense_rank or 99) <= 10 and (hit.keyword_rank or 99) <= 10
+        passage_years = set(_YEAR.findall(hit.text)) | set(_YEAR.findall(hit.title))
+        c.features = {
+            "cosine": float(sim),
+            "cosine_gap": best_sim - float(sim),
+            "coverage": cov,
+            "coverage_context": _share(q.stems, c.terms, c.context),
+            "coverage_gap": best_cov - cov,
+            "passage_coverage": _share(q.stems, passage_terms[c.hit_index]),
+            "names_missing": (sum(n not in around for n in q.names) / len(q.names)) if q.names else 0.0,
+            "names_missing_everywhere": names_everywhere,
+            "rare_missing": rare_missing,
+            "unknown_to_index": unknown,
+            "max_missing_idf": max_missing,
+            "sentence_missing_idf": max((w for t, w in q.stems.items() if t not in around), default=0.0) / q.log_n,
+            "type_expected": float(kind is not None),
+            "type_present": float(kind is not None and _type_present(kind, c.text, q.words)),
+            "novel_share": (len(c.terms - set(q.stems)) / len(c.terms)) if c.terms else 0.0,
+            "year_missing": float(bool(q.years) and not (q.years & passage_years)),
+            "cause_asked_and_stated": float(cause_asked and bool(_CAUSAL.search(c.text))),
+            "passage_rank": 1.0 / (1 + c.hit_index),
+            "both_rankers": float(in_top),
+            "log_words": math.log(1 + len(c.text.split())),
+        }
+    return q
+
+
+# ---- the fitted model ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerabilityModel:
+    """Standardised logistic regression over :data:`FEATURES`, plus answer-level Platt scaling."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    answer_slope: float
+    answer_intercept: float
+    recommended_threshold: float
+    meta: dict
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> "AnswerabilityModel":
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AnswerabilityModel":
+        sentence, answer = data["sentence_model"], data["answer_calibration"]
+        features = tuple(sentence["features"])
+        unknown = set(features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"the answerability model uses features this code does not compute: {sorted(unknown)}")
+        return cls(features, np.asarray(sentence["mean"], dtype=np.float64),
+                   np.asarray(sentence["scale"], dtype=np.float64), np.asarray(sentence["coef"], dtype=np.float64),
+                   float(sentence["intercept"]), float(answer["slope"]), float(answer["intercept"]),
+                   float(data["recommended_threshold"]), {k: v for k, v in data.items() if k not in ("sentence_model", "answer_calibration")})
+
+    def matrix(self, candidates: Sequence[Candidate]) -> np.ndarray:
+        return np.array([[c.features[f] for f in self.features] for c in candidates], dtype=np.float64)
+
+    def sentence_logits(self, candidates: Sequence[Candidate]) -> np.ndarray:
+        if not candidates:
+            return np.zeros(0)
+        return ((self.matrix(candidates) - self.mean) / self.scale) @ self.coef + self.intercept
+
+    def answer_confidence(self, best_logit: float) -> float:
+        return _sigmoid(self.answer_slope * best_logit + self.answer_intercept)
+
+
+def _sigmoid(x: float | np.ndarray):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
+@lru_cache(maxsize=4)
+def default_model(path: str = str(MODEL_PATH)) -> AnswerabilityModel:
+    return AnswerabilityModel.load(Path(path))
+
+
+# ---- the judgement -----------------------------------------------------------
+
+
+@dataclass
+class Assessment:
+    """What the evidence says about a question: every candidate sentence with its ``p``, best first."""
+
+    confidence: float  # calibrated P(the sources answer the question)
+    candidates: list[Candidate]
+    reason: str | None  # why the sources do not answer, in words (None when they do)
+
+    def answers(self, threshold: float) -> bool:
+        return self.confidence >= threshold
+
+
+class Assessor:
+    def __init__(self, vectors: SentenceVectors, stats: CorpusStats | None,
+                 model: AnswerabilityModel | None = None) -> None:
+        self.vectors = vectors
+        self.stats = stats
+        self.model = model or default_model()
+
+    def assess(self, question: str, retrieval: Retrieval) -> Assessment:
+        candidates = candidates_from(retrieval.hits)
+        q = featurize(question, retrieval, candidates, self.vectors, self.stats)
+        if not candidates:
+            return Assessment(0.0, [], explain_refusal(q, retrieval.hits, None))
+        logits = self.model.sentence_logits(candidates)
+        for c, z in zip(candidates, logits):
+            c.p = float(_sigmoid(z))
+        order = np.argsort(-logits, kind="stable")
+        ranked = [candidates[i] for i in order]
+        confidence = round(float(self.model.answer_confidence(float(logits[order[0]]))), 4)
+        return Assessment(confidence, ranked, explain_refusal(q, retrieval.hits, ranked[0]))
+
+
+def explain_refusal(q: QuestionTerms, hits: Sequence[Hit], best: Candidate | None) -> str:
+    """A refusal that says what the documents do mention and what they do not, from the evidence itself.
+
+    "The documents mention navy and Taiwan but say nothing about warships."
+    Words are shown as the question spells them.
+    """
+    spelled: dict[str, str] = {}
+    for w in q.words:
+        spelled.setdefault(stem(w), w)
+    present_anywhere = set().union(*(set(content_terms(h.text)) for h in hits)) if hits else set()
+    by_idf = sorted(q.stems, key=lambda t: -q.stems[t])
+    absent = [spelled.get(t, t) for t in by_idf if t not in present_anywhere][:3]
+    near = best.terms if best is not None else present_anywhere
+    mentioned = [spelled.get(t, t) for t in by_idf if t in near][:3]
+    if not hits:
+        return "No passage in the documents relates to this question."
+    if absent and mentioned:
+        return f"The documents mention {_join(mentioned)} but say nothing about {_join(absent)}."
+    if absent:
+        return f"The documents say nothing about {_join(absent)}."
+    if mentioned:
+        return f"The documents mention {_join(mentioned)}, but no passage states what was asked."
+    return "No passage in the documents states what was asked."
+
+
+def _join(items: list[str]) -> str:
+    quoted = [f"“{i}”" for i in items]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]

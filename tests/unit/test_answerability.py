@@ -1,0 +1,230 @@
+"""The answerability judgement: candidates, features, the fitted model, refusal reasons."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from index.chunking import chunk_text
+from rag.answerability import (FEATURES, MODEL_PATH, AnswerabilityModel, Assessor, QuestionTerms,
+                               candidates_from, expected_type, explain_refusal, featurize, is_sentence,
+                               question_names)
+from rag.embeddings import HashEmbedding
+from rag.retrieval import Retrieval
+from rag.sentence_vectors import SentenceVectors
+from rag.text import content_terms, stem
+from rag.types import Hit
+
+FISH = (
+    "Harbour Talks Open In Lisbon\n"
+    "The fishing treaty negotiations opened in Lisbon on Tuesday with twelve delegations attending. "
+    "Portugal proposed a quota of four thousand tonnes for sardines in the northern zone. "
+    "Spain rejected the sardine quota because its fleets depend on the northern grounds. "
+    "The talks will resume in Madrid next month after a technical review. "
+    "Observers expect a compromise on sardine quotas before the winter season begins.\n"
+)
+RAIN = (
+    "Rainfall Records Broken\n"
+    "The national weather office recorded the wettest April in forty years across the southern provinces. "
+    "Farmers reported flooded fields and delayed planting of maize and beans in 2019.\n"
+)
+
+
+class CountingStats:
+    """Corpus statistics really counted over a list of chunk texts (stemmed, like the FTS index)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.term_sets = [set(content_terms(t)) for t in texts]
+
+    def approximate_chunk_count(self) -> int:
+        return len(self.term_sets)
+
+    def term_document_counts(self, terms, cap: int = 1000) -> dict[str, int]:
+        return {t: min(cap, sum(stem(t) in s for s in self.term_sets)) for t in dict.fromkeys(terms)}
+
+
+def make_hits(docs: list[tuple[str, str]], size: int = 40) -> list[Hit]:
+    hits = []
+    for doc_id, text in docs:
+        for c in chunk_text(doc_id, text, size, 1):
+            hits.append(Hit(chunk_id=c.chunk_id, doc_id=doc_id, title=doc_id, start=c.start, end=c.end,
+                            text=c.text, score=1.0, dense_rank=len(hits) + 1, keyword_rank=len(hits) + 1))
+    return hits
+
+
+@pytest.fixture(scope="module")
+def embedder() -> HashEmbedding:
+    return HashEmbedding()
+
+
+def features_for(question: str, hits: list[Hit], embedder) -> dict[str, dict[str, float]]:
+    """Each candidate sentence's features, by sentence text."""
+    candidates = candidates_from(hits)
+    featurize(question, Retrieval(hits=hits, query_embedding=embedder.get_query_embedding(question)), candidates,
+              SentenceVectors(embedder), CountingStats([h.text for h in hits]))
+    return {c.text: c.features for c in candidates}
+
+
+def test_counting_stats_really_count():
+    stats = CountingStats(["Sardines were caught.", "A sardine quota.", "Rain fell."])
+    assert stats.approximate_chunk_count() == 3
+    assert stats.term_document_counts(["sardines", "rain", "zebra"]) == {"sardines": 2, "rain": 1, "zebra": 0}
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Harbour Talks Open In Lisbon", False),            # headline: no closing punctuation
+    ("Talks open in Lisbon today", False),
+    ("Talks open today.", False),                       # too few words
+    ("Photo: AP 2023.", False),
+    ("Talks open in Lisbon today.", True),
+    ("Did the talks open in Lisbon?", True),
+    ("“The talks opened in Lisbon,” he said.", True),
+])
+def test_is_sentence(text, expected):
+    assert is_sentence(text) is expected
+
+
+def test_candidates_exclude_headlines_and_keep_document_offsets():
+    hits = make_hits([("fish", FISH)])
+    cands = candidates_from(hits)
+    assert all(c.text != "Harbour Talks Open In Lisbon" for c in cands)
+    for c in cands:
+        assert FISH[c.start:c.end] == c.text
+    assert len({(c.doc_id, c.start) for c in cands}) == len(cands) == 5  # overlapping chunks: each sentence once
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("How many delegations attended?", "number"),
+    ("How much did the quota cost?", "number"),
+    ("When did the talks open?", "date"),
+    ("In what year was the record broken?", "date"),
+    ("Who proposed the quota?", "name"),
+    ("Where will the talks resume?", "name"),
+    ("Which country rejected the quota?", "name"),
+    ("Why did Spain reject the quota?", None),
+    ("What did Portugal propose?", None),
+])
+def test_expected_answer_type(question, kind):
+    assert expected_type(question) == kind
+
+
+def test_question_names_are_capitalised_words_past_the_first_and_numbers():
+    assert question_names("Who met Xu Qiliang in Beijing in 2018?") == [stem("xu"), stem("qiliang"), stem("beijing"),
+                                                                        "2018"]
+    assert question_names("What did they say?") == []
+
+
+def test_features_prefer_the_sentence_that_holds_the_questions_words(embedder):
+    f = features_for("What quota did Portugal propose for sardines?", make_hits([("fish", FISH)]), embedder)
+    best = f["Portugal proposed a quota of four thousand tonnes for sardines in the northern zone."]
+    other = f["The talks will resume in Madrid next month after a technical review."]
+    assert best["coverage"] > 0.9 and other["coverage"] == 0.0
+    assert best["coverage_gap"] == 0.0 and other["coverage_gap"] > 0.9
+    assert best["cosine"] > other["cosine"] and best["cosine_gap"] == 0.0
+    assert best["names_missing"] == 0.0 and other["names_missing"] == 1.0  # "Portugal"
+    assert set(best) == set(FEATURES)
+
+
+def test_expected_type_must_appear_beyond_the_questions_own_words(embedder):
+    hits = make_hits([("fish", FISH)])
+    f = features_for("How many delegations attended the fishing treaty negotiations?", hits, embedder)
+    assert f["The fishing treaty negotiations opened in Lisbon on Tuesday with twelve delegations attending."][
+        "type_present"] == 1.0  # "twelve"
+    assert f["The talks will resume in Madrid next month after a technical review."]["type_present"] == 0.0
+    doc = ("The sardine quota was rejected by the northern fleets after a long night.\n"
+           "The sardine quota was rejected at the meeting, Spain said on Tuesday.\n")
+    f = features_for("Who rejected the sardine quota?", make_hits([("q", doc)]), embedder)
+    assert f["The sardine quota was rejected by the northern fleets after a long night."]["type_present"] == 0.0
+    assert f["The sardine quota was rejected at the meeting, Spain said on Tuesday."]["type_present"] == 1.0
+
+
+def test_question_words_missing_from_every_passage_and_from_the_index(embedder):
+    hits = make_hits([("fish", FISH), ("rain", RAIN)])
+    asked = features_for("How many warships did Portugal send to Lisbon?", hits, embedder)
+    plain = features_for("What quota did Portugal propose for sardines?", hits, embedder)
+    one = next(iter(asked.values()))
+    assert one["rare_missing"] > 0 and one["unknown_to_index"] > 0 and one["max_missing_idf"] > 0
+    assert all(v["rare_missing"] == 0 and v["unknown_to_index"] == 0 for v in plain.values())
+
+
+def test_year_named_by_the_question_must_be_in_the_passage(embedder):
+    hits = make_hits([("fish", FISH), ("rain", RAIN)], size=200)
+    f = features_for("What did farmers plant late in 2019?", hits, embedder)
+    assert f["Farmers reported flooded fields and delayed planting of maize and beans in 2019."]["year_missing"] == 0
+    assert f["The talks will resume in Madrid next month after a technical review."]["year_missing"] == 1.0
+    f = features_for("What did farmers plant late?", hits, embedder)
+    assert all(v["year_missing"] == 0 for v in f.values())
+
+
+def test_cause_feature_needs_a_why_question_and_a_causal_sentence(embedder):
+    hits = make_hits([("fish", FISH)])
+    spain = "Spain rejected the sardine quota because its fleets depend on the northern grounds."
+    assert features_for("Why did Spain reject the quota?", hits, embedder)[spain]["cause_asked_and_stated"] == 1.0
+    assert features_for("Did Spain reject the quota?", hits, embedder)[spain]["cause_asked_and_stated"] == 0.0
+
+
+# ---- the fitted model -----------------------------------------------------------
+
+
+def _model(coef: dict[str, float], intercept: float = 0.0, threshold: float = 0.5) -> AnswerabilityModel:
+    return AnswerabilityModel.from_dict({
+        "recommended_threshold": threshold,
+        "sentence_model": {"features": list(FEATURES), "mean": [0.0] * len(FEATURES),
+                           "scale": [1.0] * len(FEATURES), "coef": [coef.get(f, 0.0) for f in FEATURES],
+                           "intercept": intercept},
+        "answer_calibration": {"slope": 1.0, "intercept": 0.0}})
+
+
+def test_the_shipped_model_is_complete_and_says_what_it_was_fitted_on():
+    data = json.loads(MODEL_PATH.read_text())
+    model = AnswerabilityModel.load()
+    assert model.features == FEATURES
+    assert 0 < model.recommended_threshold < 1
+    assert {s["set"] for s in data["trained_on"]} >= {"news-dev", "squad"}
+    assert data["cross_validated"]["decisions"] and data["rows"]["positive"] > 0
+
+
+def test_a_model_with_features_this_code_lacks_is_refused():
+    data = json.loads(MODEL_PATH.read_text())
+    data["sentence_model"]["features"] = data["sentence_model"]["features"][:-1] + ["telepathy"]
+    with pytest.raises(ValueError, match="telepathy"):
+        AnswerabilityModel.from_dict(data)
+
+
+def test_assessor_ranks_by_the_model_and_calibrates_the_best(embedder):
+    hits = make_hits([("fish", FISH), ("rain", RAIN)])
+    stats = CountingStats([h.text for h in hits])
+    question = "What quota did Portugal propose for sardines?"
+    retrieval = Retrieval(hits=hits, query_embedding=embedder.get_query_embedding(question))
+    assessment = Assessor(SentenceVectors(embedder), stats, _model({"coverage": 6.0}, -3.0)).assess(question, retrieval)
+    assert assessment.candidates[0].text.startswith("Portugal proposed a quota")
+    ps = [c.p for c in assessment.candidates]
+    assert ps == sorted(ps, reverse=True)
+    assert assessment.confidence == pytest.approx(1 / (1 + np.exp(-(6.0 * assessment.candidates[0].features[
+        "coverage"] - 3.0))), abs=1e-3)
+    assert assessment.answers(0.5)
+    # the same evidence judged by a model that distrusts it
+    doubtful = Assessor(SentenceVectors(embedder), stats, _model({"coverage": -6.0}, -6.0)).assess(question, retrieval)
+    assert doubtful.confidence < 0.01 and not doubtful.answers(0.5)
+
+
+def test_no_passages_means_no_confidence(embedder):
+    question = "What quota did Portugal propose?"
+    assessment = Assessor(SentenceVectors(embedder), CountingStats([]), _model({})).assess(
+        question, Retrieval(hits=[], query_embedding=embedder.get_query_embedding(question)))
+    assert assessment.confidence == 0.0 and assessment.candidates == []
+    assert assessment.reason == "No passage in the documents relates to this question."
+
+
+def test_refusal_reason_names_what_the_documents_mention_and_what_they_lack():
+    hits = make_hits([("fish", FISH)])
+    stats = CountingStats([h.text for h in hits])
+    q = QuestionTerms.of("How many warships escorted the sardine fleets?", stats)
+    reason = explain_refusal(q, hits, candidates_from(hits)[2])  # "Spain rejected … its fleets …"
+    assert reason.startswith("The documents mention")
+    assert "“warships”" in reason.split("say nothing about")[1]
+    assert "“fleets”" in reason.split("say nothing about")[0]
+    q = QuestionTerms.of("What quota did Portugal propose?", stats)
+    assert "no passage states what was asked" in explain_refusal(q, hits, candidates_from(hits)[1])

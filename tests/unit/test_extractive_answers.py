@@ -1,0 +1,268 @@
+"""Extractive selection (cite only what answers) and the ask pipeline's confidence gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.chunking import chunk_text, text_hash
+from index.docstore import DocStore
+from rag.answerability import FEATURES, AnswerabilityModel, Assessor, candidates_from
+from rag.answering import Draft
+from rag.answering.extractive import ExtractiveAnswerer
+from rag.citations import parse_cited_sentences
+from rag.embeddings import HashEmbedding
+from rag.errors import IndexEmptyError, InvalidInputError
+from rag.pipeline import AskPipeline, validate_question
+from rag.retrieval import HybridRetriever
+from rag.sentence_vectors import SentenceVectors
+from rag.settings import AnswerSettings, RetrieveSettings, Settings, VerifySettings
+from rag.support import SupportChecker
+from rag.types import REFUSAL
+from test_answerability import FISH, RAIN, make_hits
+
+
+@pytest.fixture(scope="module")
+def embedder() -> HashEmbedding:
+    return HashEmbedding()
+
+
+def ranked(hits, p: dict[str, float], features: dict[str, dict[str, float]] | None = None):
+    """Candidates of ``hits`` with hand-set probabilities (by sentence start), best first."""
+    cands = candidates_from(hits)
+    for c in cands:
+        c.p = next((v for k, v in p.items() if c.text.startswith(k)), 0.01)
+        c.features = {f: 0.0 for f in FEATURES} | next(
+            (v for k, v in (features or {}).items() if c.text.startswith(k)), {})
+    return sorted(cands, key=lambda c: -c.p)
+
+
+def select(question: str, cands, embedder, **settings) -> list[str]:
+    answerer = ExtractiveAnswerer(AnswerSettings(**settings), SentenceVectors(embedder))
+    return [c.text for c in answerer.select(question, cands)]
+
+
+def test_a_factoid_gets_one_sentence_even_when_others_score_well(embedder):
+    hits = make_hits([("fish", FISH)])
+    cands = ranked(hits, {"Portugal proposed": 0.9, "Spain rejected": 0.8, "Observers expect": 0.7})
+    assert select("What quota did Portugal propose for sardines?", cands, embedder) == [
+        "Portugal proposed a quota of four thousand tonnes for sardines in the northern zone."]
+
+
+def test_a_second_part_of_the_question_brings_its_own_sentence(embedder):
+    hits = make_hits([("fish", FISH)])
+    cands = ranked(hits, {"Portugal proposed": 0.9, "The talks will resume": 0.6, "Observers expect": 0.7})
+    chosen = select("What quota did Portugal propose and where will the talks resume?", cands, embedder)
+    assert chosen == ["Portugal proposed a quota of four thousand tonnes for sardines in the northern zone.",
+                      "The talks will resume in Madrid next month after a technical review."]  # document order
+
+
+def test_a_part_sentence_must_itself_be_likely_to_answer(embedder):
+    hits = make_hits([("fish", FISH)])
+    cands = ranked(hits, {"Portugal proposed": 0.9, "The talks will resume": 0.3})
+    question = "What quota did Portugal propose and where will the talks resume?"
+    assert len(select(question, cands, embedder)) == 1  # 0.3 < 0.5 × 0.9
+    assert len(select(question, cands, embedder, relative_cutoff=0.3)) == 2
+
+
+def test_a_why_question_takes_the_stated_cause(embedder):
+    hits = make_hits([("fish", FISH)])
+    cause = {"Spain rejecte": {"cause_asked_and_stated": 1.0}}
+    cands = ranked(hits, {"The fishing treaty": 0.9, "Spain rejected": 0.6}, cause)
+    chosen = select("Why did the fishing treaty negotiations stall?", cands, embedder)
+    assert any(t.startswith("Spain rejected") for t in chosen) and len(chosen) == 2
+    # the same sentences for a question that does not ask why: one sentence
+    assert len(select("What did the fishing treaty negotiations do?", ranked(hits, {"The fishing treaty": 0.9,
+                                                                                   "Spain rejected": 0.6}), embedder)) == 1
+
+
+def test_a_sentence_that_misses_the_questions_year_never_joins(embedder):
+    hits = make_hits([("fish", FISH)])
+    year = {"The talks wil": {"year_missing": 1.0}}
+    cands = ranked(hits, {"Portugal proposed": 0.9, "The talks will resume": 0.8}, year)
+    assert len(select("What quota did Portugal propose and where will the talks resume?", cands, embedder)) == 1
+
+
+def test_max_sentences_and_restatements(embedder):
+    dup = "Wire Copy\nPortugal proposed a quota of four thousand tonnes for sardines in the north.\n"
+    hits = make_hits([("fish", FISH), ("wire", dup)])
+    cands = ranked(hits, {"Portugal proposed a quota of four thousand tonnes for sardines in the n": 0.9,
+                          "Portugal proposed a quota of four thousand tonnes for sardines in the no": 0.85,
+                          "The talks will": 0.8, "Spain rejected": 0.8})
+    question = "What did Portugal propose, who rejected the sardine quota, and where will the talks resume?"
+    chosen = select(question, cands, embedder)
+    assert sum(t.startswith("Portugal proposed") for t in chosen) == 1
+    assert len(chosen) == 3
+    assert len(select(question, cands, embedder, max_sentences=2)) == 2
+
+
+def test_draft_marks_each_sentence_with_its_passage(embedder):
+    hits = make_hits([("fish", FISH), ("rain", RAIN)])
+    question = "Which month was the wettest in forty years?"
+    answerer = ExtractiveAnswerer(AnswerSettings(), SentenceVectors(embedder))
+
+    class Judged:
+        candidates = ranked(hits, {"The national weather": 0.9})
+
+    from rag.retrieval import Retrieval
+
+    draft = answerer.draft(question, Retrieval(hits=hits, query_embedding=[]), Judged())
+    ((cited),) = parse_cited_sentences(draft.text)
+    assert cited.text.startswith("The national weather office recorded the wettest April")
+    assert cited.text in hits[cited.markers[0] - 1].text
+    assert answerer.draft(question, Retrieval(hits=hits, query_embedding=[]), None).text == ""
+
+
+# ---- pipeline -------------------------------------------------------------------
+
+
+def test_validate_question():
+    assert validate_question("  What happened?  ", 100) == "What happened?"
+    for bad in ["", "   \n\t ", None, 42]:
+        with pytest.raises(InvalidInputError) as info:
+            validate_question(bad, 100)
+        assert info.value.details["field"] == "question"
+    with pytest.raises(InvalidInputError) as info:
+        validate_question("x" * 101, 100)
+    assert info.value.details["limit"] == 100
+
+
+class MemoryDense:
+    """A dense index over HashEmbedding vectors: cosine ranking computed in numpy."""
+
+    def __init__(self, embedder: HashEmbedding) -> None:
+        self.embedder = embedder
+        self.ids: list[str] = []
+        self.rows: list[np.ndarray] = []
+
+    def add(self, chunk_id: str, text: str) -> None:
+        self.ids.append(chunk_id)
+        self.rows.append(np.asarray(self.embedder.get_text_embedding(text), dtype=np.float32))
+
+    def query(self, embedding: list[float], k: int) -> list[tuple[str, float]]:
+        if not self.rows:
+            return []
+        sims = np.vstack(self.rows) @ np.asarray(embedding, dtype=np.float32)
+        order = np.argsort(-sims)[:k]
+        return [(self.ids[i], float(sims[i])) for i in order]
+
+
+def coverage_model(threshold: float = 0.5) -> AnswerabilityModel:
+    """A model that trusts a sentence holding most of the question's distinctive words, and nothing else."""
+    return AnswerabilityModel.from_dict({
+        "recommended_threshold": threshold,
+        "sentence_model": {"features": list(FEATURES), "mean": [0.0] * len(FEATURES), "scale": [1.0] * len(FEATURES),
+                           "coef": [10.0 if f == "coverage" else 0.0 for f in FEATURES], "intercept": -6.0},
+        "answer_calibration": {"slope": 1.0, "intercept": 0.0}})
+
+
+class ScriptedChat:
+    """A chat answerer that cites passage 1 with its first sentence, and counts its calls."""
+
+    mode = "openai"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def draft(self, question, retrieval, assessment=None) -> Draft:
+        self.calls += 1
+        first = candidates_from(retrieval.hits[:1])[0].text
+        return Draft(f"{first} [1]", retrieval.hits)
+
+
+def build_pipeline(tmp_path, embedder, **answer):
+    store = DocStore(tmp_path / "d.sqlite3", embedder.model_id)
+    dense = MemoryDense(embedder)
+    settings = Settings(answer=AnswerSettings(**answer), max_question_chars=2000)  # init args beat RAG_* env vars
+    vectors = SentenceVectors(embedder)
+    chat = ScriptedChat()
+
+    def ingest(doc_id: str, text: str) -> None:
+        chunks = chunk_text(doc_id, text, 40, 1)
+        store.replace_document(doc_id=doc_id, source_root="t", title=doc_id, date=None, url=None,
+                               content_hash=text_hash(text), text=text, chunks=chunks)
+        for c in chunks:
+            dense.add(c.chunk_id, c.text)
+
+    retriever = HybridRetriever(dense, store, embedder, RetrieveSettings())
+    pipe = AskPipeline(settings, retriever,
+                       {"extractive": lambda: ExtractiveAnswerer(settings.answer, vectors), "openai": lambda: chat},
+                       SupportChecker(VerifySettings(), vectors), is_empty=lambda: store.chunk_count() == 0,
+                       assessor=Assessor(vectors, store, coverage_model()))
+    pipe.ingest, pipe.store, pipe.chat = ingest, store, chat
+    return pipe
+
+
+@pytest.fixture
+def pipeline(tmp_path, embedder):
+    pipe = build_pipeline(tmp_path, embedder)
+    yield pipe
+    pipe.store.close()
+
+
+def test_pipeline_refuses_when_index_is_empty(pipeline):
+    with pytest.raises(IndexEmptyError):
+        pipeline.ask("What quota did Portugal propose?")
+
+
+def test_pipeline_validates_input(pipeline):
+    pipeline.ingest("fish", FISH)
+    for bad in ["", "   ", "x" * (pipeline.settings.max_question_chars + 1)]:
+        with pytest.raises(InvalidInputError):
+            pipeline.ask(bad)
+    with pytest.raises(InvalidInputError):
+        pipeline.ask("What quota?", top_k=0)
+    with pytest.raises(InvalidInputError):
+        pipeline.ask("What quota?", mode="nonsense")
+
+
+def test_pipeline_refusal_says_why_and_cites_nothing(pipeline):
+    pipeline.ingest("fish", FISH)
+    pipeline.ingest("rain", RAIN)
+    answer = pipeline.ask("How many warships escorted the sardine fleets to Lisbon?")
+    assert answer.answerable is False
+    assert answer.answer.startswith(REFUSAL)
+    assert "“warships”" in answer.answer and "say nothing about" in answer.answer
+    assert answer.citations == [] and answer.sentences == []
+    assert answer.confidence is not None and answer.confidence < 0.5
+    assert answer.mode == "extractive"
+
+
+def test_pipeline_answers_with_exact_citations_and_its_confidence(pipeline):
+    pipeline.ingest("fish", FISH)
+    pipeline.ingest("rain", RAIN)
+    answer = pipeline.ask("  What quota did Portugal propose for sardines?  ")
+    assert answer.question == "What quota did Portugal propose for sardines?"
+    assert answer.answerable is True and answer.confidence >= 0.5
+    assert answer.answer.startswith("Portugal proposed a quota of four thousand tonnes")
+    assert len(answer.citations) == 1
+    texts = {"fish": FISH, "rain": RAIN}
+    for c in answer.citations:
+        assert texts[c.doc_id][c.start:c.end] == c.quote
+    assert {n for s in answer.sentences for n in s.citations} == {c.n for c in answer.citations}
+
+
+def test_the_threshold_setting_decides(tmp_path, embedder):
+    strict = build_pipeline(tmp_path / "a", embedder, min_confidence=1.0)
+    loose = build_pipeline(tmp_path / "b", embedder, min_confidence=0.0)
+    for pipe in (strict, loose):
+        pipe.ingest("fish", FISH)
+    question = "What quota did Portugal propose for sardines?"
+    assert strict.ask(question).answerable is False
+    assert loose.ask(question).answerable is True
+    assert strict.min_confidence == 1.0
+    assert build_pipeline(tmp_path / "c", embedder).min_confidence == 0.5  # unset: the model's recommendation
+
+
+def test_the_chat_model_is_not_called_below_the_threshold(tmp_path, embedder):
+    gated = build_pipeline(tmp_path / "a", embedder)
+    ungated = build_pipeline(tmp_path / "b", embedder, gate_chat_model=False)
+    for pipe in (gated, ungated):
+        pipe.ingest("fish", FISH)
+    weak = "How many warships escorted the sardine fleets to Lisbon?"
+    answer = gated.ask(weak, mode="openai")
+    assert gated.chat.calls == 0 and answer.answerable is False and answer.answer.startswith(REFUSAL)
+    ungated.ask(weak, mode="openai")
+    assert ungated.chat.calls == 1  # the setting turns the gate off
+    good = gated.ask("What quota did Portugal propose for sardines?", mode="openai")
+    assert gated.chat.calls == 1 and good.answerable and good.confidence >= 0.5
