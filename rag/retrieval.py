@@ -1,4 +1,5 @@
-"""Hybrid retrieval: dense (Chroma) and keyword (BM25) rankings fused by RRF.
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) rankings fused by RRF,
+then decisive keyword matches first (``RetrieveSettings.decisive_ratio``).
 
 The retriever depends on three small protocols rather than on the stores, so
 the core does not import ``index/``; ``rag.service`` wires the real ones in.
@@ -13,7 +14,7 @@ from typing import Iterable, Protocol
 
 from llama_index.core.embeddings import BaseEmbedding
 
-from rag.fusion import reciprocal_rank_fusion
+from rag.fusion import promote_decisive, reciprocal_rank_fusion
 from rag.settings import RetrieveSettings
 from rag.types import Hit
 
@@ -66,9 +67,12 @@ class HybridRetriever:
         # The dense side (embed, then Chroma) and the keyword side (SQLite) both release the GIL:
         # run them at the same time and wait for the slower one.
         dense_side = _POOL.submit(self._dense, question)
-        keyword = [cid for cid, _ in self.keyword.keyword_search(question, s.candidates)] if s.keyword_weight else []
+        keyword_scored = self.keyword.keyword_search(question, s.candidates) if s.keyword_weight else []
+        keyword = [cid for cid, _ in keyword_scored]
         query_embedding, dense = dense_side.result()
         fused = reciprocal_rank_fusion([dense, keyword], [s.dense_weight, s.keyword_weight], s.rrf_k)
+        # Ranks hide how far BM25's best outscores the rest: an exact match on a rare term goes first.
+        fused = promote_decisive(fused, keyword_scored, s.decisive_ratio)
         # Look up a few spare candidates: dense ids may be stale orphans.
         wanted = [cid for cid, _ in fused[: top_k * 2 + 10]]
         records = self.keyword.get_chunks(wanted)

@@ -52,6 +52,7 @@ class RetrieveSettings(_Group):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(0.5, ge=0, description="Weight of the dense (Chroma) ranking in fusion.")
     keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword (BM25) ranking in fusion.")
+    decisive_ratio: float = Field(3.0, ge=0, description="A keyword (BM25) hit scoring at least this many times the 5th keyword score is a decisive exact match and goes ahead of the fused ranking; 0 (or ≤ 1) turns it off.")
 
 
 class AnswerSettings(_Group):

@@ -6,9 +6,10 @@ import pytest
 
 from rag.citations import parse_cited_sentences, render_sentence, verify
 from rag.embeddings import HashEmbedding
-from rag.fusion import reciprocal_rank_fusion
+from rag.fusion import decisive_keyword_hits, promote_decisive, reciprocal_rank_fusion
+from rag.retrieval import HybridRetriever
 from rag.sentence_vectors import SentenceVectors
-from rag.settings import VerifySettings
+from rag.settings import RetrieveSettings, VerifySettings
 from rag.support import SupportChecker, lexical_support, passage_windows
 from rag.types import Hit
 
@@ -82,6 +83,109 @@ def test_rrf_empty_weights_list_for_rankings_raises():
 def test_rrf_empty_inputs():
     assert reciprocal_rank_fusion([]) == []
     assert reciprocal_rank_fusion([[], []]) == []
+
+
+# ---- decisive keyword matches -------------------------------------------------
+
+# The issue's case: BM25 ranks "exact" first with 5x the next score, but the seven items both retrievers
+# find fairly good outrank it under RRF (dense 0.5, keyword 1.0, k = 60), which puts it 8th.
+DECISIVE_KEYWORD = [("exact", 10.0), ("b", 2.0), ("c", 1.9), ("d", 1.8), ("e", 1.7), ("f", 1.6), ("g", 1.5),
+                    ("h", 1.4)]
+DENSE = ["b", "c", "d", "e", "f", "g", "h", "z"]
+# Same ranks, flat scores: nothing stands out, RRF decides.
+FLAT_KEYWORD = [("exact", 4.0), ("b", 3.8), ("c", 3.5), ("d", 3.2), ("e", 3.0), ("f", 2.0), ("g", 1.5), ("h", 1.4)]
+
+
+def _rrf(keyword):
+    return reciprocal_rank_fusion([DENSE, [i for i, _ in keyword]], [0.5, 1.0], 60)
+
+
+def test_rrf_alone_sinks_a_decisive_keyword_match():
+    assert [i for i, _ in _rrf(DECISIVE_KEYWORD)].index("exact") == 7
+
+
+def test_decisive_keyword_hit_goes_first():
+    fused = _rrf(DECISIVE_KEYWORD)
+    promoted = promote_decisive(fused, DECISIVE_KEYWORD, ratio=3.0)
+    assert [i for i, _ in promoted] == ["exact"] + [i for i, _ in fused if i != "exact"]
+    scores = [s for _, s in promoted]
+    assert scores == sorted(scores, reverse=True)  # still best first
+    assert dict(promoted)["b"] == pytest.approx(dict(fused)["b"])  # the others keep their scores
+
+
+def test_flat_keyword_scores_leave_rrf_alone():
+    fused = _rrf(FLAT_KEYWORD)
+    assert decisive_keyword_hits(FLAT_KEYWORD, 3.0) == []
+    assert promote_decisive(fused, FLAT_KEYWORD, ratio=3.0) == fused
+
+
+def test_decisive_threshold_is_relative_to_the_fifth_score():
+    # 10 / 1.7 = 5.9: decisive at ratio 5, not at 6; ratio 0 (or ≤ 1) turns the rule off.
+    assert decisive_keyword_hits(DECISIVE_KEYWORD, 5.0) == ["exact"]
+    assert decisive_keyword_hits(DECISIVE_KEYWORD, 6.0) == []
+    assert decisive_keyword_hits(DECISIVE_KEYWORD, 0.0) == []
+    assert decisive_keyword_hits(DECISIVE_KEYWORD, 1.0) == []
+    fused = _rrf(DECISIVE_KEYWORD)
+    assert promote_decisive(fused, DECISIVE_KEYWORD, ratio=0.0) == fused
+
+
+def test_several_decisive_hits_keep_their_fused_order():
+    # Two exact matches (e.g. a document's title chunk and its fact chunk) tie in BM25; the dense side,
+    # through the fused order, decides between them.
+    keyword = [("title", 9.0), ("fact", 8.9), ("c", 1.9), ("d", 1.8), ("e", 1.7), ("f", 1.6)]
+    fused = reciprocal_rank_fusion([["c", "fact", "d"], [i for i, _ in keyword]], [0.5, 1.0], 60)
+    promoted = [i for i, _ in promote_decisive(fused, keyword, ratio=3.0)]
+    assert promoted[:2] == ["fact", "title"]
+    assert set(promoted) == {i for i, _ in fused}
+
+
+def test_few_keyword_hits_compare_with_the_last():
+    assert decisive_keyword_hits([("a", 9.0), ("b", 2.0)], 3.0) == ["a"]
+    assert decisive_keyword_hits([("a", 9.0), ("b", 4.0)], 3.0) == []
+    assert decisive_keyword_hits([("a", 9.0)], 3.0) == []  # a lone hit has nothing to stand out from
+    assert decisive_keyword_hits([], 3.0) == []
+    assert decisive_keyword_hits([("a", 9.0), ("b", 0.0)], 3.0) == []
+
+
+class _Record:
+    def __init__(self, chunk_id: str) -> None:
+        self.chunk_id, self.doc_id, self.title, self.start, self.end, self.text = chunk_id, "doc", "", 0, 1, chunk_id
+
+
+class _Stores:
+    """Dense and keyword sides of the retriever with fixed answers."""
+
+    def __init__(self, dense: list[str], keyword: list[tuple[str, float]]) -> None:
+        self.dense, self.keyword = dense, keyword
+        self.keyword_calls = 0
+
+    def query(self, embedding, k):
+        return [(cid, 0.5) for cid in self.dense[:k]]
+
+    def keyword_search(self, query, limit):
+        self.keyword_calls += 1
+        return self.keyword[:limit]
+
+    def get_chunks(self, chunk_ids):
+        return {cid: _Record(cid) for cid in chunk_ids}
+
+
+@pytest.mark.parametrize("ratio, first", [(None, "exact"), (0.0, "b")])
+def test_retriever_puts_a_decisive_match_first_by_default(ratio, first):
+    stores = _Stores(DENSE, DECISIVE_KEYWORD)
+    settings = RetrieveSettings() if ratio is None else RetrieveSettings(decisive_ratio=ratio)
+    hits = HybridRetriever(stores, stores, HashEmbedding(), settings).retrieve("who filed report 00042?", 10).hits
+    assert hits[0].chunk_id == first
+    assert [h.chunk_id for h in hits].index("exact") == (0 if ratio is None else 7)
+    assert next(h for h in hits if h.chunk_id == "exact").keyword_rank == 1
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:])) and hits[0].score <= 1
+    assert stores.keyword_calls == 1  # no extra query
+
+
+def test_retriever_leaves_a_flat_ranking_to_rrf():
+    stores = _Stores(DENSE, FLAT_KEYWORD)
+    hits = HybridRetriever(stores, stores, HashEmbedding(), RetrieveSettings()).retrieve("q", 10).hits
+    assert [h.chunk_id for h in hits] == [i for i, _ in _rrf(FLAT_KEYWORD)]
 
 
 # ---- parse_cited_sentences --------------------------------------------------
