@@ -85,6 +85,8 @@ class ChatResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
     citations: list[Citation]
+    confidence: float | None = Field(
+        None, description="Calibrated probability (0..1) that the sources answer the question; null if not assessed.")
 
 
 class ChatChoice(BaseModel):
@@ -107,3 +109,5 @@ class ChatCompletion(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     citations: list[Citation]
+    confidence: float | None = Field(
+        None, description="Calibrated probability (0..1) that the sources answer the question; null if not assessed.")

@@ -3,7 +3,7 @@
 
 import { api, askStream, setKeyPrompt } from "./api.js";
 import { initDocuments } from "./documents.js";
-import { appendMarkedText, codePointRange, el, sourcesList } from "./render.js";
+import { appendMarkedText, codePointRange, confidenceIndicator, el, refusalText, sourcesList } from "./render.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -212,8 +212,7 @@ class AssistantMessage {
     this.body.classList.remove("draft");
     this.node.classList.toggle("refusal", !answer.answerable);
     if (!answer.answerable) {
-      this.body.replaceChildren(el("p", { class: "refusal-text", dataset: { testid: "refusal" } },
-        answer.answer || "The sources do not answer this question."));
+      this.body.replaceChildren(refusalText(answer.answer));
       this.sources.replaceChildren(el("p", { class: "muted small" },
         "No passage in the documents supports an answer, so nothing is cited."));
     } else {
@@ -233,7 +232,9 @@ class AssistantMessage {
     if (answer.dropped_citations) {
       parts.push(`${answer.dropped_citations} unsupported citation${answer.dropped_citations > 1 ? "s" : ""} removed`);
     }
-    this.meta.textContent = parts.filter(Boolean).join(" · ");
+    const indicator = confidenceIndicator(answer.confidence);
+    this.meta.replaceChildren(...(indicator ? [indicator] : []),
+      ...parts.filter(Boolean).map((part) => el("span", { class: "meta-part" }, part)));
     this.setState("final");
   }
 

@@ -88,6 +88,40 @@ export function sourcesList(items, { heading, snippet, onOpen }) {
   return el("section", { class: "sources" }, el("h3", {}, heading), list);
 }
 
+export const REFUSAL = "The sources do not answer this question.";
+
+/**
+ * A refusal: the fixed first sentence, then the reason built from the evidence
+ * ("The documents mention … but say nothing about …") on a line of its own.
+ * The paragraph's text is the answer's text, unchanged.
+ */
+export function refusalText(text) {
+  const full = text || REFUSAL;
+  const lead = full.startsWith(REFUSAL) ? REFUSAL : full;
+  const reason = full.slice(lead.length);
+  return el("p", { class: "refusal-text", dataset: { testid: "refusal" } },
+    el("span", { class: "refusal-lead" }, lead),
+    reason.trim() ? el("span", { class: "refusal-reason" }, reason) : null);
+}
+
+/**
+ * A quiet confidence label with a thin bar: the calibrated probability (0..1)
+ * that the sources answer the question. Null when the answer carries none.
+ */
+export function confidenceIndicator(confidence) {
+  if (typeof confidence !== "number" || !Number.isFinite(confidence)) return null;
+  const value = Math.min(1, Math.max(0, confidence));
+  const shown = value > 0 && value < 0.005 ? "< 0.01" : value.toFixed(2);
+  return el("span", {
+    class: "confidence",
+    dataset: { testid: "confidence", value: String(confidence) },
+    title: `Calibrated probability that the sources answer this question: ${value.toFixed(3)}`,
+  },
+  el("span", { class: "confidence-label" }, `confidence ${shown}`),
+  el("span", { class: "confidence-bar", "aria-hidden": "true" },
+    el("span", { class: "confidence-fill", style: `width: ${(value * 100).toFixed(1)}%` })));
+}
+
 export function shorten(text, max) {
   const clean = (text || "").replace(/\s+/g, " ").trim();
   return clean.length <= max ? clean : `${clean.slice(0, max - 1).trimEnd()}…`;

@@ -505,6 +505,19 @@ def test_chat_completion_answers_in_openai_shape(shared):
     assert u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"] and u["completion_tokens"] > 0
 
 
+def test_chat_completion_carries_the_confidence_beside_the_citations(shared):
+    ask = shared.post("/v1/ask", json={"question": MATTIS_Q}).json()
+    c = shared.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": MATTIS_Q}]}).json()
+    message = c["choices"][0]["message"]
+    assert set(message) == {"role", "content", "citations", "confidence"}
+    assert {"citations", "confidence"} <= set(c)
+    assert isinstance(ask["confidence"], float) and 0.0 < ask["confidence"] <= 1.0
+    assert message["confidence"] == c["confidence"] == ask["confidence"]
+    schema = shared.get("/openapi.json").json()["components"]["schemas"]
+    assert "confidence" in schema["ChatCompletion"]["properties"]
+    assert "confidence" in schema["ChatResponseMessage"]["properties"]
+
+
 def test_chat_content_parts_are_read_as_text(shared):
     r = shared.post("/v1/chat/completions", json={"messages": [
         {"role": "user", "content": [{"type": "text", "text": MATTIS_Q},

@@ -263,9 +263,32 @@ def test_chat_stream_joins_to_the_plain_completion(shared, question):
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] == "stop" and last["choices"][0]["delta"] == {}
     assert last["citations"] == plain["citations"]
-    assert all("citations" not in c for c in chunks[:-1])
+    assert last["confidence"] == plain["confidence"]
+    assert all("citations" not in c and "confidence" not in c for c in chunks[:-1])
     if question != REFUSE_Q:
         assert len(chunks) >= 3 and last["citations"] and "[1]" in content
+
+
+@pytest.mark.parametrize("question", [MATTIS_Q, "Who met Xu Qiliang in Beijing in 2018?", REFUSE_Q],
+                         ids=["mattis", "who-met", "refusal"])
+def test_chat_confidence_equals_the_ask_confidence(shared, question):
+    """`confidence` sits beside `citations`: on the message and the response, and on the stream's last chunk."""
+    ask = shared.post("/v1/ask", json={"question": question}).json()
+    assert isinstance(ask["confidence"], float) and 0.0 <= ask["confidence"] <= 1.0
+    messages = [{"role": "user", "content": question}]
+    plain = shared.post("/v1/chat/completions", json={"messages": messages}).json()
+    assert plain["confidence"] == ask["confidence"]
+    assert plain["choices"][0]["message"]["confidence"] == ask["confidence"]
+    chunks, content = chat_stream(shared, messages)
+    last = chunks[-1]
+    assert last["choices"][0]["finish_reason"] == "stop" and "citations" in last
+    assert last["confidence"] == ask["confidence"]
+    assert content == ask["answer"]
+    if question == REFUSE_Q:  # a refusal is reported with its (low) confidence and its reason sentence
+        assert not ask["answerable"] and content.startswith(REFUSAL) and content != REFUSAL
+        assert last["citations"] == [] and plain["citations"] == []
+    else:
+        assert ask["answerable"] and last["citations"]
 
 
 def test_chat_stream_echoes_the_default_model(shared):

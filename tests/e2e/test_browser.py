@@ -7,6 +7,7 @@ start). Screenshots land in ``test-artifacts/`` at the repository root.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,9 +29,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 READY_TIMEOUT_S = 120
 ANSWER_TIMEOUT_MS = 60_000
 
-WHY = "Why did China decline in 2023?"
-UNANSWERABLE = "What is China's official defense budget for 2024?"
+# Questions far from the refusal threshold (about 0.07 with the real model), so retrieval tuning does not flip them.
+ANSWERED = "Who met Xu Qiliang in Beijing in 2018?"
+UNANSWERABLE = "What is the recipe for banana bread with walnuts?"
 REFUSAL = "The sources do not answer this question."
+CONFIDENCE_TEXT = re.compile(r"^confidence ([01]\.\d\d)$")  # "< 0.01" below that
 API_KEY = "secret-key"
 
 # Astral characters (emoji, math letters) before the cited sentence: the server counts code points, the
@@ -212,13 +215,13 @@ def _open_chip_and_check(page, message, citation: dict) -> None:
 def test_streamed_answer_and_citation_chip_highlight_the_quoted_passage(server, page):
     from playwright.sync_api import expect
 
-    expected = httpx.post(f"{server.url}/v1/ask", json={"question": WHY}, timeout=60).json()
+    expected = httpx.post(f"{server.url}/v1/ask", json={"question": ANSWERED}, timeout=60).json()
     assert expected["answerable"] and expected["citations"]
 
     page.goto(server.url)
     expect(page.get_by_test_id("documents-panel").get_by_test_id("document")).to_have_count(5)
     _record_states(page)
-    message = _final(_ask(page, WHY))
+    message = _final(_ask(page, ANSWERED))
 
     states = page.evaluate("window.__states")
     assert "streaming" in states and states[-1] == "final", states  # the draft was shown before the answer
@@ -248,15 +251,28 @@ def test_mobile_refusal_has_no_chips_and_source_panel_is_full_screen(server, pag
     from playwright.sync_api import expect
 
     page.goto(server.url)
+    expected = httpx.post(f"{server.url}/v1/ask", json={"question": UNANSWERABLE}, timeout=60).json()
+    assert not expected["answerable"] and expected["answer"].startswith(f"{REFUSAL} The documents")
     message = _final(_ask(page, UNANSWERABLE))
-    expect(message.get_by_test_id("refusal")).to_have_text(REFUSAL)
+    refusal = message.get_by_test_id("refusal")
+    text = refusal.text_content()
+    assert text.startswith(REFUSAL) and "The documents" in text, text  # the reason sentence is shown
+    assert text == expected["answer"]  # the whole refusal, unchanged
+    expect(refusal.locator(".refusal-reason")).to_be_visible()
+    expect(refusal.locator(".refusal-reason")).to_contain_text("The documents")
+    indicator = message.get_by_test_id("confidence")  # a refusal reports its (low) confidence too
+    expect(indicator).to_be_visible()
+    assert float(indicator.get_attribute("data-value")) == expected["confidence"]
+    assert re.match(r"^confidence (< 0\.01|0\.\d\d)$", " ".join(indicator.text_content().split()))
+    box = indicator.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
     expect(message.get_by_test_id("citation-chip")).to_have_count(0)
     expect(message.get_by_test_id("sources-list")).to_have_count(0)
     assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing sticks out sideways
     expect(page.get_by_test_id("send")).to_be_in_viewport()
     page.screenshot(path=str(ARTIFACTS / "browser-mobile-refusal.png"))
 
-    answer = _final(_ask(page, WHY))
+    answer = _final(_ask(page, ANSWERED))
     answer.get_by_test_id("citation-chip").first.click()
     panel = page.get_by_test_id("source-panel")
     expect(panel.get_by_test_id("highlight")).to_be_in_viewport()
@@ -266,6 +282,46 @@ def test_mobile_refusal_has_no_chips_and_source_panel_is_full_screen(server, pag
     panel.get_by_test_id("source-close").click()
     expect(panel).to_be_hidden()
     expect(answer).to_be_visible()
+    assert page.errors == []
+
+
+def test_answer_shows_a_quiet_confidence_indicator_matching_the_api(server, page):
+    from playwright.sync_api import expect
+
+    expected = httpx.post(f"{server.url}/v1/ask", json={"question": ANSWERED}, timeout=60).json()
+    assert expected["answerable"] and isinstance(expected["confidence"], float)
+    assert 0.0 < expected["confidence"] <= 1.0
+
+    page.goto(server.url)
+    message = _final(_ask(page, ANSWERED))
+    indicator = message.get_by_test_id("confidence")
+    expect(indicator).to_have_count(1)
+    expect(indicator).to_be_visible()
+    text = " ".join(indicator.text_content().split())
+    match = CONFIDENCE_TEXT.match(text)
+    assert match, text
+    shown = float(match.group(1))  # two decimals of the API's number
+    assert 0.0 <= shown <= 1.0 and abs(shown - expected["confidence"]) <= 0.005 + 1e-9, (shown, expected)
+    assert float(indicator.get_attribute("data-value")) == expected["confidence"]
+    assert "probability" in indicator.get_attribute("title")
+    # the bar's fill is the same share of the bar
+    fill = indicator.evaluate("""node => {
+        const bar = node.querySelector('.confidence-bar'), fill = node.querySelector('.confidence-fill');
+        return bar ? fill.getBoundingClientRect().width / bar.getBoundingClientRect().width : null;
+    }""")
+    assert fill is not None and abs(fill - expected["confidence"]) < 0.05, fill
+    # quiet: small, in the muted meta colour, smaller than the answer's text
+    style = indicator.evaluate("""node => {
+        const s = getComputedStyle(node), answer = getComputedStyle(node.closest('article').querySelector('.answer-text'));
+        const meta = getComputedStyle(node.closest('.meta'));
+        return {size: parseFloat(s.fontSize), answerSize: parseFloat(answer.fontSize), color: s.color,
+                metaColor: meta.color, weight: s.fontWeight};
+    }""")
+    assert style["size"] < style["answerSize"] and style["size"] <= 13, style
+    assert style["color"] == style["metaColor"] and int(style["weight"]) < 600, style
+    message.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "browser-confidence.png"))
+    message.screenshot(path=str(ARTIFACTS / "browser-confidence-message.png"))
     assert page.errors == []
 
 
@@ -314,7 +370,7 @@ def test_api_key_is_asked_for_remembered_and_errors_show_a_banner(keyed_server, 
     expect(dialog).to_be_hidden()
     expect(page.get_by_test_id("documents-panel").get_by_test_id("document")).to_have_count(5)
 
-    message = _final(_ask(page, WHY))
+    message = _final(_ask(page, ANSWERED))
     expect(message.get_by_test_id("citation-chip").first).to_be_visible()
     message.get_by_test_id("citation-chip").first.click()  # GET /v1/documents/{id} carries the key too
     expect(page.get_by_test_id("highlight")).to_be_in_viewport()
@@ -336,7 +392,7 @@ def test_api_key_is_asked_for_remembered_and_errors_show_a_banner(keyed_server, 
 
     # A key that stops working (rotated) is asked for again on the next request.
     page.evaluate("k => localStorage.setItem(Object.keys(localStorage)[0], k)", "rotated-away")
-    _ask(page, WHY)
+    _ask(page, ANSWERED)
     expect(dialog).to_be_visible()
     page.get_by_test_id("api-key-input").fill(API_KEY)
     page.get_by_test_id("api-key-submit").click()
@@ -351,7 +407,7 @@ def test_network_failure_shows_the_banner(server, page):
     page.goto(server.url)
     expect(page.get_by_test_id("documents-panel").get_by_test_id("document")).to_have_count(5)
     page.route("**/v1/ask/stream", lambda route: route.abort("connectionrefused"))
-    failed = _ask(page, WHY)
+    failed = _ask(page, ANSWERED)
     expect(failed).to_have_attribute("data-state", "error")
     expect(page.get_by_test_id("error-banner")).to_contain_text("Could not reach the server")
 
@@ -362,7 +418,7 @@ def test_network_failure_shows_the_banner(server, page):
             '"details": {}}}\n\n')
     page.route("**/v1/ask/stream", lambda route: route.fulfill(status=200, content_type="text/event-stream",
                                                                body=body))
-    failed = _ask(page, WHY)
+    failed = _ask(page, ANSWERED)
     expect(failed).to_have_attribute("data-state", "error")
     expect(page.get_by_test_id("error-banner")).to_contain_text("the chat model timed out")
     assert page.errors == []
