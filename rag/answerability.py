@@ -33,12 +33,10 @@ import numpy as np
 
 from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors
-from rag.text import STOPWORDS, content_terms, sentence_spans, stem, words
+from rag.text import STOPWORDS, content_terms, is_sentence, sentence_spans, stem, words
 from rag.types import Hit
 
 MODEL_PATH = Path(__file__).parent / "assets" / "answerability.json"
-MIN_ALPHA_WORDS = 4
-_TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
 
 
 class CorpusStats(Protocol):
@@ -63,13 +61,9 @@ class Candidate:
     text: str
     terms: set[str]  # stemmed content words
     context: set[str]  # words of the sentence before it and the title ("he", "the event", the article's subject)
+    previous: str = ""  # the sentence before it in the passage
     features: dict[str, float] = field(default_factory=dict)
     p: float = 0.0  # probability that it answers the question
-
-
-def is_sentence(text: str) -> bool:
-    """A full sentence: enough words and closing punctuation (headlines, date lines and captions have none)."""
-    return bool(_TERMINAL.search(text)) and len(re.findall(r"[^\W\d_]{2,}", text)) >= MIN_ALPHA_WORDS
 
 
 def candidates_from(hits: Sequence[Hit]) -> list[Candidate]:
@@ -79,13 +73,14 @@ def candidates_from(hits: Sequence[Hit]) -> list[Candidate]:
     for i, hit in enumerate(hits):
         title = set(content_terms(hit.title))
         previous: set[str] = set()
+        previous_text = ""
         for s, e in sentence_spans(hit.text, offset=hit.start):
             text = hit.text[s - hit.start:e - hit.start]
             terms = set(content_terms(text))
             if (hit.doc_id, s) not in seen and is_sentence(text):
                 seen.add((hit.doc_id, s))
-                out.append(Candidate(i, hit.doc_id, s, e, text, terms, (previous | title) - terms))
-            previous = terms
+                out.append(Candidate(i, hit.doc_id, s, e, text, terms, (previous | title) - terms, previous_text))
+            previous, previous_text = terms, text
     return out
 
 
@@ -165,6 +160,7 @@ def question_asks_cause(question: str) -> bool:
 FEATURES = (
     "cosine",  # dense similarity of question and sentence
     "cosine_gap",  # best cosine among the candidates minus this one
+    "cosine_window",  # dense similarity of the question and the sentence read with the one before it
     "coverage",  # IDF-weighted share of the question's words in the sentence
     "coverage_context",  # the same, with the previous sentence and the title counting half
     "coverage_gap",  # best coverage among the candidates minus this one
@@ -177,6 +173,10 @@ FEATURES = (
     "sentence_missing_idf",  # the rarest question word the sentence (with its context) lacks, IDF / log(N)
     "type_expected",  # the question asks for a number, date or name
     "type_present",  # ... and the sentence holds one beyond the question's words
+    "type_near",  # ... within a few words of a word the question and the sentence share
+    "focus_missing",  # share of the words the question asks about (right after its wh-word) the sentence lacks
+    "bigram_overlap",  # share of the question's adjacent content-word pairs the sentence also has side by side
+    "question_terms",  # log of how many distinct content words the question has (question level)
     "novel_share",  # share of the sentence's words not in the question (an answer says something new)
     "year_missing",  # the question names a year the sentence, its passage and its title do not
     "cause_asked_and_stated",  # a why-question and a sentence with a causal connective
@@ -196,6 +196,8 @@ class QuestionTerms:
     words: set[str]  # lower-cased raw words (for "beyond the question's words")
     years: set[str]
     log_n: float
+    focus: list[str] = field(default_factory=list)  # stems of the words the wh-phrase asks about
+    bigrams: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
     def of(cls, question: str, stats: CorpusStats | None) -> "QuestionTerms":
@@ -211,8 +213,40 @@ class QuestionTerms:
             stems[s] = max(stems.get(s, 0.0), idf)
             if stats is not None and df == 0:
                 unknown.add(s)
+        terms = content_terms(question)
         return cls(stems, unknown, question_names(question), set(words(question)), set(_YEAR.findall(question)),
-                   math.log(2 + n))
+                   math.log(2 + n), question_focus(question), set(zip(terms, terms[1:])))
+
+
+_WH = re.compile(r"\b(what|which|who|whom|whose|where|when|why|how(?: (?:many|much|long|old|far|often))?)\b", re.I)
+
+
+def question_focus(question: str, size: int = 2) -> list[str]:
+    """The first content words after the question's wh-word: what it asks about ("how many *warships*")."""
+    match = _WH.search(question)
+    rest = question[match.end():] if match else question
+    return content_terms(rest)[:size]
+
+
+def _bigram_share(bigrams: set[tuple[str, str]], text: str) -> float:
+    if not bigrams:
+        return 0.0
+    terms = content_terms(text)
+    return len(bigrams & set(zip(terms, terms[1:]))) / len(bigrams)
+
+
+def _type_near(kind: str, text: str, q: "QuestionTerms", window: int = 6) -> bool:
+    """An answer of ``kind`` within ``window`` words of a question word the sentence holds."""
+    tokens = re.findall(r"[^\W_]+", text)
+    anchors = [i for i, t in enumerate(tokens) if stem(t.lower()) in q.stems]
+    for i, t in enumerate(tokens):
+        if any(abs(i - a) <= window for a in anchors) and _type_present(kind, t if i == 0 else f"x {t}", q.words):
+            return True
+    return False
+
+
+def _window(c: Candidate) -> str:
+    return f"{c.previous} {c.text}" if c.previous else c.text
 
 
 def _share(weights: dict[str, float], present: set[str], half: set[str] = frozenset()) -> float:
@@ -238,13 +272,15 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
     kind = expected_type(question)
     cause_asked = question_asks_cause(question)
     if candidates:
-        sims = vectors.get([c.text for c in candidates]) @ np.asarray(retrieval.query_embedding, dtype=np.float32)
+        query = np.asarray(retrieval.query_embedding, dtype=np.float32)
+        matrix = vectors.get([c.text for c in candidates] + [_window(c) for c in candidates]) @ query
+        sims, window_sims = matrix[:len(candidates)], matrix[len(candidates):]
     else:
-        sims = np.zeros(0)
+        sims = window_sims = np.zeros(0)
     coverages = [_share(q.stems, c.terms) for c in candidates]
     best_sim = float(sims.max()) if len(sims) else 0.0
     best_cov = max(coverages, default=0.0)
-    for c, sim, cov in zip(candidates, sims, coverages):
+    for c, sim, window_sim, cov in zip(candidates, sims, window_sims, coverages):
         hit = hits[c.hit_index]
         around = c.terms | c.context
         in_top = (hit.dense_rank or 99) <= 10 and (hit.keyword_rank or 99) <= 10
@@ -252,6 +288,7 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
         c.features = {
             "cosine": float(sim),
             "cosine_gap": best_sim - float(sim),
+            "cosine_window": float(window_sim),
             "coverage": cov,
             "coverage_context": _share(q.stems, c.terms, c.context),
             "coverage_gap": best_cov - cov,
@@ -264,6 +301,10 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
             "sentence_missing_idf": max((w for t, w in q.stems.items() if t not in around), default=0.0) / q.log_n,
             "type_expected": float(kind is not None),
             "type_present": float(kind is not None and _type_present(kind, c.text, q.words)),
+            "type_near": float(kind is not None and _type_near(kind, c.text, q)),
+            "focus_missing": (sum(f not in around for f in q.focus) / len(q.focus)) if q.focus else 0.0,
+            "bigram_overlap": _bigram_share(q.bigrams, c.text),
+            "question_terms": math.log(1 + len(q.stems)),
             "novel_share": (len(c.terms - set(q.stems)) / len(c.terms)) if c.terms else 0.0,
             "year_missing": float(bool(q.years) and not (q.years & passage_years)),
             "cause_asked_and_stated": float(cause_asked and bool(_CAUSAL.search(c.text))),

@@ -15,7 +15,7 @@ import numpy as np
 
 from rag.sentence_vectors import SentenceVectors
 from rag.settings import VerifySettings
-from rag.text import content_terms, sentence_spans
+from rag.text import content_terms, is_sentence, sentence_spans
 from rag.types import Hit
 
 
@@ -36,9 +36,16 @@ def lexical_support(claim_terms: list[str], window_terms: set[str]) -> float:
 
 
 def passage_windows(hit: Hit) -> list[tuple[int, int]]:
-    """Sentence windows of a passage, absolute offsets: single sentences, then adjacent pairs."""
+    """Sentence windows of a passage, absolute offsets: single sentences, then adjacent pairs.
+
+    Headlines, date lines and captions (no full sentence) are never part of a window, so a quote
+    never starts or ends with one.
+    """
     spans = sentence_spans(hit.text, offset=hit.start)
-    return spans + [(a[0], b[1]) for a, b in zip(spans, spans[1:])]
+    full = [is_sentence(hit.text[s - hit.start:e - hit.start]) for s, e in spans]
+    singles = [span for span, ok in zip(spans, full) if ok]
+    pairs = [(a[0], b[1]) for (a, ok_a), (b, ok_b) in zip(zip(spans, full), zip(spans[1:], full[1:])) if ok_a and ok_b]
+    return singles + pairs
 
 
 class SupportChecker:

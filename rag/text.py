@@ -103,3 +103,12 @@ def content_terms(text: str) -> list[str]:
 
 def word_count(text: str) -> int:
     return len(_WORD.findall(text))
+
+
+MIN_ALPHA_WORDS = 4
+_TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
+
+
+def is_sentence(text: str) -> bool:
+    """A full sentence: enough words and closing punctuation (headlines, date lines and captions have none)."""
+    return bool(_TERMINAL.search(text)) and len(re.findall(r"[^\W\d_]{2,}", text)) >= MIN_ALPHA_WORDS

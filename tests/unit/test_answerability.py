@@ -9,12 +9,11 @@ import pytest
 
 from index.chunking import chunk_text
 from rag.answerability import (FEATURES, MODEL_PATH, AnswerabilityModel, Assessor, QuestionTerms,
-                               candidates_from, expected_type, explain_refusal, featurize, is_sentence,
-                               question_names)
+                               candidates_from, expected_type, explain_refusal, featurize, question_names)
 from rag.embeddings import HashEmbedding
 from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors
-from rag.text import content_terms, stem
+from rag.text import content_terms, is_sentence, stem
 from rag.types import Hit
 
 FISH = (

@@ -400,3 +400,14 @@ def test_semantic_fallback_only_with_vectors():
     # and an unrelated claim is not rescued by the vectors
     assert SupportChecker(VerifySettings(), SentenceVectors(HashEmbedding())).check(
         "Football results were announced in Madrid.", hit) is None
+
+
+def test_a_quote_never_starts_with_a_date_line_or_headline():
+    text = " date 2023-05-30 30.05.2023\n\nTreaty Talks Collapse\nThe council rejected the harbour treaty in May.\n"
+    start = text.index("date")
+    hit = Hit(chunk_id="c", doc_id="d", title="T", start=start, end=len(text.rstrip()), text=text[start:].rstrip(),
+              score=1.0)
+    claim = "In May 2023 the council rejected the harbour treaty (Treaty Talks Collapse)."
+    support = SupportChecker(VerifySettings(), None).check(claim, hit)
+    assert support is not None
+    assert text[support.start:support.end] == "The council rejected the harbour treaty in May."
