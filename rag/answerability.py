@@ -169,16 +169,19 @@ FEATURES = (
     "names_missing_everywhere",  # share absent from every retrieved passage (question level)
     "rare_missing",  # IDF share of the question's words absent from every passage (question level)
     "unknown_to_index",  # IDF share of the question's words the index does not hold at all (question level)
+    "unknown_names",  # share of the question's names and numbers the index does not hold (question level)
     "max_missing_idf",  # the rarest question word no passage holds, IDF / log(N) (question level)
     "sentence_missing_idf",  # the rarest question word the sentence (with its context) lacks, IDF / log(N)
     "type_expected",  # the question asks for a number, date or name
     "type_present",  # ... and the sentence holds one beyond the question's words
     "type_near",  # ... within a few words of a word the question and the sentence share
     "focus_missing",  # share of the words the question asks about (right after its wh-word) the sentence lacks
+    "soft_coverage",  # coverage where a question word the sentence lacks counts by its closest word's similarity
     "bigram_overlap",  # share of the question's adjacent content-word pairs the sentence also has side by side
     "question_terms",  # log of how many distinct content words the question has (question level)
     "novel_share",  # share of the sentence's words not in the question (an answer says something new)
     "year_missing",  # the question names a year the sentence, its passage and its title do not
+    "cause_asked",  # the question asks why (question level: its answer states a cause, not the question's words)
     "cause_asked_and_stated",  # a why-question and a sentence with a causal connective
     "passage_rank",  # 1 / (1 + rank of the passage)
     "both_rankers",  # the passage is in the top 10 of the dense and of the keyword ranking
@@ -245,6 +248,35 @@ def _type_near(kind: str, text: str, q: "QuestionTerms", window: int = 6) -> boo
     return False
 
 
+def _soft_coverages(q: QuestionTerms, candidates: list[Candidate], vectors: SentenceVectors) -> list[float]:
+    """IDF-weighted coverage in which a question word missing from a sentence earns the (clipped) MiniLM
+    similarity of its closest word in the sentence ("decline" ~ "rejected"), so paraphrases are not zero."""
+    total = sum(q.stems.values())
+    if not candidates or not total:
+        return [0.0] * len(candidates)
+    spelled = {stem(w): w for w in q.words}
+    sentence_words = [sorted({w for w in words(c.text) if w not in STOPWORDS and len(w) > 2}) for c in candidates]
+    missing = sorted({t for c in candidates for t in q.stems if t not in c.terms and t in spelled})
+    vocabulary = sorted({w for ws in sentence_words for w in ws})
+    if not missing or not vocabulary:
+        return [sum(w for t, w in q.stems.items() if t in c.terms) / total for c in candidates]
+    matrix = vectors.get([spelled[t] for t in missing] + vocabulary)
+    sims = matrix[:len(missing)] @ matrix[len(missing):].T
+    row = {t: i for i, t in enumerate(missing)}
+    column = {w: i for i, w in enumerate(vocabulary)}
+    out = []
+    for c, ws in zip(candidates, sentence_words):
+        cols = [column[w] for w in ws]
+        score = 0.0
+        for t, weight in q.stems.items():
+            if t in c.terms:
+                score += weight
+            elif t in row and cols:
+                score += weight * max(0.0, float(sims[row[t], cols].max()) - 0.3) / 0.7
+        out.append(score / total)
+    return out
+
+
 def _window(c: Candidate) -> str:
     return f"{c.previous} {c.text}" if c.previous else c.text
 
@@ -278,9 +310,10 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
     else:
         sims = window_sims = np.zeros(0)
     coverages = [_share(q.stems, c.terms) for c in candidates]
+    soft = _soft_coverages(q, candidates, vectors)
     best_sim = float(sims.max()) if len(sims) else 0.0
     best_cov = max(coverages, default=0.0)
-    for c, sim, window_sim, cov in zip(candidates, sims, window_sims, coverages):
+    for c, sim, window_sim, cov, soft_cov in zip(candidates, sims, window_sims, coverages, soft):
         hit = hits[c.hit_index]
         around = c.terms | c.context
         in_top = (hit.dense_rank or 99) <= 10 and (hit.keyword_rank or 99) <= 10
@@ -297,16 +330,19 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
             "names_missing_everywhere": names_everywhere,
             "rare_missing": rare_missing,
             "unknown_to_index": unknown,
+            "unknown_names": (sum(n in q.unknown for n in q.names) / len(q.names)) if q.names else 0.0,
             "max_missing_idf": max_missing,
             "sentence_missing_idf": max((w for t, w in q.stems.items() if t not in around), default=0.0) / q.log_n,
             "type_expected": float(kind is not None),
             "type_present": float(kind is not None and _type_present(kind, c.text, q.words)),
             "type_near": float(kind is not None and _type_near(kind, c.text, q)),
             "focus_missing": (sum(f not in around for f in q.focus) / len(q.focus)) if q.focus else 0.0,
+            "soft_coverage": soft_cov,
             "bigram_overlap": _bigram_share(q.bigrams, c.text),
             "question_terms": math.log(1 + len(q.stems)),
             "novel_share": (len(c.terms - set(q.stems)) / len(c.terms)) if c.terms else 0.0,
             "year_missing": float(bool(q.years) and not (q.years & passage_years)),
+            "cause_asked": float(cause_asked),
             "cause_asked_and_stated": float(cause_asked and bool(_CAUSAL.search(c.text))),
             "passage_rank": 1.0 / (1 + c.hit_index),
             "both_rankers": float(in_top),

@@ -1,0 +1,111 @@
+"""Fitting the answerability model (``eval.calibrate``): fast checks on made-up rows and a tiny corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eval.calibrate import (HELD_OUT, Row, choose_threshold, cross_validated_report, fit, fit_sentence_model,
+                            out_of_fold_logits, swapped_question)
+from eval.gold import GoldItem, GoldSource
+from index.chunking import chunk_text, text_hash
+from index.docstore import DocStore
+from rag.answerability import FEATURES, AnswerabilityModel
+
+COVERAGE = FEATURES.index("coverage")
+
+
+def made_up_rows(seed: int = 0) -> list[Row]:
+    """Questions whose answering sentence has high coverage; unanswerable ones have none that does."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in range(120):
+        answerable = q % 3 != 0
+        group = f"set:article{q % 10}"
+        for s in range(6):
+            positive = answerable and s == 0
+            features = list(rng.normal(0, 1, len(FEATURES)))
+            features[COVERAGE] = rng.normal(2.0 if positive else 0.0, 0.5)
+            rows.append(Row("set" if q % 2 else "other", f"q{q}", "kind" if answerable else HELD_OUT, group,
+                            answerable, int(positive), features, f"sentence {s}"))
+    return rows
+
+
+def test_the_sentence_model_learns_what_separates_answers():
+    rows = made_up_rows()
+    x = np.array([r.features for r in rows])
+    y = np.array([r.label for r in rows])
+    model = fit_sentence_model(x, y)
+    coef = dict(zip(model["features"], model["coef"]))
+    assert coef["coverage"] > 1.0
+    assert all(abs(v) < coef["coverage"] / 3 for k, v in coef.items() if k != "coverage")
+
+
+def test_out_of_fold_logits_never_see_their_own_article(monkeypatch):
+    rows = made_up_rows()
+    seen: list[int] = []  # rows each fold's model was fitted on
+    import eval.calibrate as calibrate
+
+    real = calibrate.fit_sentence_model
+
+    def spying(x, y):
+        seen.append(len(x))
+        return real(x, y)
+
+    monkeypatch.setattr(calibrate, "fit_sentence_model", spying)
+    out_of_fold_logits(rows)
+    assert len(seen) == 5 and all(n < len(rows) for n in seen)
+    from sklearn.model_selection import GroupKFold
+    groups = np.array([r.group for r in rows])
+    for train, test in GroupKFold(n_splits=5).split(groups, groups, groups):
+        assert not set(groups[train]) & set(groups[test])
+
+
+def test_fit_is_reproducible_and_complete():
+    rows = made_up_rows()
+    a, b = fit(rows, sets=()), fit(rows, sets=())
+    assert a["sentence_model"] == b["sentence_model"] and a["answer_calibration"] == b["answer_calibration"]
+    model = AnswerabilityModel.from_dict(a)
+    assert model.answer_slope > 0 and 0 < model.recommended_threshold < 1
+    decisions = a["cross_validated"]["decisions"]
+    assert decisions["set/kind"]["correct"] > 0.8 and decisions[f"set/{HELD_OUT}"]["correct"] > 0.8
+
+
+def test_threshold_keeps_false_refusals_within_bound_on_every_set():
+    rows = made_up_rows()
+    logits = out_of_fold_logits(rows)
+    threshold = choose_threshold(rows, logits, max_false_refusal=0.04)
+    report = cross_validated_report(rows, logits, threshold)
+    for name, d in report["decisions"].items():
+        if d["answerable"]:
+            assert d["correct"] >= 0.96 - 1e-9, (name, d)
+
+
+def test_swapped_question_asks_for_a_word_its_article_never_uses(tmp_path):
+    store = DocStore(tmp_path / "d.sqlite3", "hash:256")
+    texts = {"fish.txt": "Portugal proposed a sardine quota in Lisbon. The Harbour Board met twice.\n",
+             "rain.txt": "The Meteorological Office counted rainfall in Aberdeen. Farmers waited.\n"}
+    for doc_id, text in texts.items():
+        store.replace_document(doc_id=doc_id, source_root="t", title=doc_id, date=None, url=None,
+                               content_hash=text_hash(text), text=text, chunks=chunk_text(doc_id, text, 40, 1))
+    item = GoldItem(id="q1", question="Which country proposed a sardine quota in Lisbon?", answer="Portugal",
+                    must_include=[["Portugal"]], sources=[GoldSource("fish.txt", "Portugal proposed a sardine quota")],
+                    type="factoid", answerable=True)
+    swapped = swapped_question(item, store)
+    assert swapped is not None and not swapped.answerable and swapped.type == "swapped-term"
+    changed = set(swapped.question.split()) - set(item.question.split())
+    assert len(changed) == 1
+    (word,) = changed
+    assert word.strip("?") in texts["rain.txt"] and word.strip("?").lower() not in texts["fish.txt"].lower()
+    unanswerable = GoldItem(id="q2", question="Who won?", answer="", must_include=[], sources=[], type="x",
+                            answerable=False)
+    assert swapped_question(unanswerable, store) is None
+    store.close()
+
+
+def test_rows_survive_a_json_round_trip(tmp_path):
+    import json
+
+    rows = made_up_rows()[:12]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([r.__dict__ for r in rows]))
+    assert [Row(**r) for r in json.loads(path.read_text())] == rows
