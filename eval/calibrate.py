@@ -244,12 +244,8 @@ def out_of_fold_logits(rows: list[Row], folds: int = FOLDS) -> np.ndarray:
     return logits
 
 
-def cross_validated_report(rows: list[Row], logits: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Grouped out-of-fold figures: decisions per kind at ``threshold``, top-sentence precision, AUC."""
-    from sklearn.metrics import roc_auc_score
-
-    questions = _questions(rows, logits)
-    # the calibration too is fitted out of fold, by group
+def _out_of_fold_confidences(questions: list[dict[str, Any]]) -> np.ndarray:
+    """Each question's confidence from an answer calibration fitted without its article."""
     from sklearn.model_selection import GroupKFold
 
     groups = np.array([q["group"] for q in questions])
@@ -258,6 +254,15 @@ def cross_validated_report(rows: list[Row], logits: np.ndarray, threshold: float
         cal = fit_answer_calibration([questions[i] for i in train])
         for i in test:
             conf[i] = 1 / (1 + np.exp(-(cal["slope"] * questions[i]["best"] + cal["intercept"])))
+    return conf
+
+
+def cross_validated_report(rows: list[Row], logits: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Grouped out-of-fold figures: decisions per kind at ``threshold``, top-sentence precision, AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    questions = _questions(rows, logits)
+    conf = _out_of_fold_confidences(questions)
     by_kind: dict[str, dict[str, Any]] = {}
     for q, c in zip(questions, conf):
         k = f"{q['set']}/{q['kind']}"
@@ -278,16 +283,15 @@ def choose_threshold(rows: list[Row], logits: np.ndarray, max_false_refusal: flo
     """The highest confidence threshold whose out-of-fold false refusals stay within ``max_false_refusal``
     on every gold set's answerable questions (each set counted on its own, so the small one is not drowned)."""
     questions = _questions(rows, logits)
-    cal = fit_answer_calibration(questions)
-    best = 0.05
-    for t in np.arange(0.05, 0.951, 0.01):
-        ok = True
+    conf = _out_of_fold_confidences(questions)
+    best = 0.01
+    for t in np.arange(0.01, 0.951, 0.01):
+        within = True
         for set_name in {q["set"] for q in questions}:
-            answerable = [q for q in questions if q["set"] == set_name and q["answerable"]]
-            refused = sum(1 / (1 + np.exp(-(cal["slope"] * q["best"] + cal["intercept"]))) < t for q in answerable)
-            if answerable and refused / len(answerable) > max_false_refusal:
-                ok = False
-        if ok:
+            answerable = [c for q, c in zip(questions, conf) if q["set"] == set_name and q["answerable"]]
+            if answerable and sum(c < t for c in answerable) / len(answerable) > max_false_refusal:
+                within = False
+        if within:
             best = round(float(t), 2)
     return best
 

@@ -24,7 +24,7 @@ def made_up_rows(seed: int = 0) -> list[Row]:
         for s in range(6):
             positive = answerable and s == 0
             features = list(rng.normal(0, 1, len(FEATURES)))
-            features[COVERAGE] = rng.normal(2.0 if positive else 0.0, 0.5)
+            features[COVERAGE] = rng.normal(3.0 if positive else 0.0, 0.5)
             rows.append(Row("set" if q % 2 else "other", f"q{q}", "kind" if answerable else HELD_OUT, group,
                             answerable, int(positive), features, f"sentence {s}"))
     return rows
