@@ -172,6 +172,8 @@ FEATURES = (
     "unknown_names",  # share of the question's names and numbers the index does not hold (question level)
     "max_missing_idf",  # the rarest question word no passage holds, IDF / log(N) (question level)
     "sentence_missing_idf",  # the rarest question word the sentence (with its context) lacks, IDF / log(N)
+    "specific_missing",  # IDF share of the question's words no passage holds, leaving out category words
+    "specific_missing_sentence",  # the rarest non-category question word the sentence lacks, IDF / log(N)
     "type_expected",  # the question asks for a number, date or name
     "type_present",  # ... and the sentence holds one beyond the question's words
     "type_near",  # ... within a few words of a word the question and the sentence share
@@ -200,6 +202,7 @@ class QuestionTerms:
     years: set[str]
     log_n: float
     focus: list[str] = field(default_factory=list)  # stems of the words the wh-phrase asks about
+    category: set[str] = field(default_factory=set)  # stems naming the kind of answer ("outlet", "role")
     bigrams: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
@@ -218,10 +221,25 @@ class QuestionTerms:
                 unknown.add(s)
         terms = content_terms(question)
         return cls(stems, unknown, question_names(question), set(words(question)), set(_YEAR.findall(question)),
-                   math.log(2 + n), question_focus(question), set(zip(terms, terms[1:])))
+                   math.log(2 + n), question_focus(question), set(zip(terms, terms[1:])),
+                   question_category(question))
 
 
 _WH = re.compile(r"\b(what|which|who|whom|whose|where|when|why|how(?: (?:many|much|long|old|far|often))?)\b", re.I)
+
+
+_CATEGORY = re.compile(r"\b(?:which|what)\s+((?:kinds?|types?|sorts?)\s+of\s+)?((?:[^\W\d_][\w'’-]*\s+){0,2}?[^\W\d_][\w'’-]*)"
+                       r"(?=\s+(?:did|does|do|was|were|is|are|has|have|had|can|could|would|will|kept|made|led|"
+                       r"[a-z]+ed)\b)", re.I)
+
+
+def question_category(question: str) -> set[str]:
+    """Words that name the kind of thing asked for ("which *news outlet* reported", "what *role* did he play"):
+    the text names an instance ("Nikkei Asia"), rarely the category, so their absence says little."""
+    out: set[str] = set()
+    for match in _CATEGORY.finditer(question):
+        out |= set(content_terms(match.group(2)))
+    return out
 
 
 def question_focus(question: str, size: int = 2) -> list[str]:
@@ -300,6 +318,7 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
     rare_missing = sum(q.stems[t] for t in missing) / total_idf
     unknown = sum(q.stems[t] for t in q.unknown) / total_idf
     max_missing = max((q.stems[t] for t in missing), default=0.0) / q.log_n
+    specific_missing = sum(q.stems[t] for t in missing - q.category) / total_idf
     names_everywhere = (sum(n not in everywhere for n in q.names) / len(q.names)) if q.names else 0.0
     kind = expected_type(question)
     cause_asked = question_asks_cause(question)
@@ -333,6 +352,9 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
             "unknown_names": (sum(n in q.unknown for n in q.names) / len(q.names)) if q.names else 0.0,
             "max_missing_idf": max_missing,
             "sentence_missing_idf": max((w for t, w in q.stems.items() if t not in around), default=0.0) / q.log_n,
+            "specific_missing": specific_missing,
+            "specific_missing_sentence": max((w for t, w in q.stems.items() if t not in around and t not in q.category),
+                                             default=0.0) / q.log_n,
             "type_expected": float(kind is not None),
             "type_present": float(kind is not None and _type_present(kind, c.text, q.words)),
             "type_near": float(kind is not None and _type_near(kind, c.text, q)),
