@@ -203,6 +203,7 @@ class QuestionTerms:
     log_n: float
     focus: list[str] = field(default_factory=list)  # stems of the words the wh-phrase asks about
     category: set[str] = field(default_factory=set)  # stems naming the kind of answer ("outlet", "role")
+    wh_modifiers: set[str] = field(default_factory=set)  # "how *many*", "how *much*": part of the question form
     bigrams: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
@@ -220,9 +221,11 @@ class QuestionTerms:
             if stats is not None and df == 0:
                 unknown.add(s)
         terms = content_terms(question)
-        return cls(stems, unknown, question_names(question), set(words(question)), set(_YEAR.findall(question)),
-                   math.log(2 + n), question_focus(question), set(zip(terms, terms[1:])),
-                   question_category(question))
+        return cls(stems=stems, unknown=unknown, names=question_names(question), words=set(words(question)),
+                   years=set(_YEAR.findall(question)), log_n=math.log(2 + n), focus=question_focus(question),
+                   category=question_category(question),
+                   wh_modifiers={stem(w.lower()) for w in re.findall(r"\bhow\s+(\w+)", question, re.I)},
+                   bigrams=set(zip(terms, terms[1:])))
 
 
 _WH = re.compile(r"\b(what|which|who|whom|whose|where|when|why|how(?: (?:many|much|long|old|far|often))?)\b", re.I)
@@ -474,8 +477,10 @@ def explain_refusal(q: QuestionTerms, hits: Sequence[Hit], best: Candidate | Non
     for w in q.words:
         spelled.setdefault(stem(w), w)
     present_anywhere = set().union(*(set(content_terms(h.text)) for h in hits)) if hits else set()
-    by_idf = sorted(q.stems, key=lambda t: -q.stems[t])
-    absent = [spelled.get(t, t) for t in by_idf if t not in present_anywhere][:3]
+    by_idf = sorted((t for t in q.stems if t not in q.wh_modifiers), key=lambda t: -q.stems[t])
+    # the kind of answer asked for ("which *outlet*") says least about what is missing: named last
+    absent = [spelled.get(t, t) for t in sorted(by_idf, key=lambda t: t in q.category)
+              if t not in present_anywhere][:3]
     near = best.terms if best is not None else present_anywhere
     mentioned = [spelled.get(t, t) for t in by_idf if t in near][:3]
     if not hits:

@@ -1,16 +1,15 @@
 """CI regression gates: ``rag eval`` on the shipped dev set with the real embedding model (slow tier).
 
 The gates sit just below the figures measured for this product (extractive mode, bundled
-all-MiniLM-L6-v2 int8, default settings) on 2026-11-22; they were confirmed identical on
-the CI machine before being written down:
+all-MiniLM-L6-v2 int8, default settings, the shipped answerability model) on 2026-11-22:
 
     retrieval.recall@5          0.917   gate >= 0.88
-    retrieval.mrr               0.809   gate >= 0.77     (baseline 0.632)
-    answer.must_include         0.881   gate >= 0.84
-    answer.fully_covered        0.857   gate >= 0.82
-    citations.precision_strict  0.546   gate >= 0.50
+    retrieval.mrr               0.833   gate >= 0.80     (baseline 0.632)
+    answer.must_include         0.738   gate >= 0.70     (one sentence per factoid since the trust issue)
+    answer.fully_covered        0.679   gate >= 0.64
+    citations.precision_strict  0.786   gate >= 0.75     (was 0.546 with padded answers)
     refusal.accuracy            0.500   gate >= 0.5
-    answer.false_refusal        0.000   gate <= 0.05     (a maximum: lower is better)
+    answer.false_refusal        0.036   gate <= 0.05     (a maximum: lower is better)
 
 A failure here means a change made the product measurably worse on the dev set; move a
 gate only together with a note of the new measured figure.
@@ -35,10 +34,10 @@ DEV_SET = REPO_ROOT / "eval" / "data" / "gold_dev.jsonl"
 
 GATES = {
     "retrieval.recall@5": 0.88,
-    "retrieval.mrr": 0.77,
-    "answer.must_include": 0.84,
-    "answer.fully_covered": 0.82,
-    "citations.precision_strict": 0.50,
+    "retrieval.mrr": 0.80,
+    "answer.must_include": 0.70,
+    "answer.fully_covered": 0.64,
+    "citations.precision_strict": 0.75,
     "refusal.accuracy": 0.5,
     "answer.false_refusal": 0.05,  # treated as a maximum by the suite
 }
@@ -137,9 +136,20 @@ def test_the_product_beats_the_baseline_on_mrr(run):
 def test_the_report_is_written(run):
     page = run["report"].read_text(encoding="utf-8")
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 2
+    assert len(images) == 3  # the metrics, latency and calibration charts
     assert all(base64.b64decode(data).startswith(b"\x89PNG") for data in images)
     assert "vs llama-index baseline" in page
     for item in run["result"]["items"]:
         if item["failed"]:
             assert f"<b>{item['id']}</b>" in page
+
+
+def test_every_type_gets_a_decision_row_and_every_answer_a_confidence(run):
+    result = run["result"]
+    types = {item["type"] for item in result["items"]}
+    for metrics in (result["metrics"], result["baseline"]):
+        assert set(metrics["decisions"]["by_type"]) == types
+        assert metrics["calibration"]["n"] == 30 and 0 <= metrics["calibration"]["ece"] <= 1
+    assert all(0.0 <= item["confidence"] <= 1.0 for item in result["items"])
+    refused = [item for item in result["items"] if not item["answered"]]
+    assert all(item["answer"].startswith("The sources do not answer this question.") for item in refused)

@@ -227,3 +227,20 @@ def test_refusal_reason_names_what_the_documents_mention_and_what_they_lack():
     assert "“fleets”" in reason.split("say nothing about")[0]
     q = QuestionTerms.of("What quota did Portugal propose?", stats)
     assert "no passage states what was asked" in explain_refusal(q, hits, candidates_from(hits)[1])
+
+
+def test_question_terms_keep_each_part_of_the_question_apart():
+    q = QuestionTerms.of("Which news outlet reported how many warships sailed to Lisbon?", None)
+    assert q.category == {stem("news"), stem("outlet")}  # names the kind of answer
+    assert q.wh_modifiers == {stem("many")}
+    assert (stem("warships"), stem("sailed")) in q.bigrams and all(len(b) == 2 for b in q.bigrams)
+    assert q.names == [stem("lisbon")] and q.focus == [stem("news"), stem("outlet")]
+    reason = explain_refusal(q, make_hits([("fish", FISH)]), None)
+    assert "“many”" not in reason and "“warships”" in reason
+
+
+def test_category_words_do_not_count_as_missing(embedder):
+    hits = make_hits([("fish", FISH)])
+    f = features_for("Which country proposed a quota of four thousand tonnes?", hits, embedder)
+    best = f["Portugal proposed a quota of four thousand tonnes for sardines in the northern zone."]
+    assert best["sentence_missing_idf"] > 0 and best["specific_missing_sentence"] == 0.0
