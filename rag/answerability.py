@@ -285,15 +285,12 @@ def _soft_coverages(q: QuestionTerms, candidates: list[Candidate], vectors: Sent
     sims = matrix[:len(missing)] @ matrix[len(missing):].T
     row = {t: i for i, t in enumerate(missing)}
     column = {w: i for i, w in enumerate(vocabulary)}
+    credit = np.clip((sims - 0.3) / 0.7, 0.0, None)  # similarity below 0.3 earns nothing
     out = []
     for c, ws in zip(candidates, sentence_words):
-        cols = [column[w] for w in ws]
-        score = 0.0
-        for t, weight in q.stems.items():
-            if t in c.terms:
-                score += weight
-            elif t in row and cols:
-                score += weight * max(0.0, float(sims[row[t], cols].max()) - 0.3) / 0.7
+        closest = credit[:, [column[w] for w in ws]].max(axis=1) if ws else np.zeros(len(missing))
+        score = sum(weight if t in c.terms else weight * float(closest[row[t]]) if t in row else 0.0
+                    for t, weight in q.stems.items())
         out.append(score / total)
     return out
 
@@ -440,10 +437,16 @@ class Assessment:
 
     confidence: float  # calibrated P(the sources answer the question)
     candidates: list[Candidate]
-    reason: str | None  # why the sources do not answer, in words (None when they do)
+    question_terms: QuestionTerms
+    hits: Sequence[Hit]
 
     def answers(self, threshold: float) -> bool:
         return self.confidence >= threshold
+
+    @property
+    def reason(self) -> str:
+        """Why the sources do not answer, in words from the evidence (worked out only when asked for)."""
+        return explain_refusal(self.question_terms, self.hits, self.candidates[0] if self.candidates else None)
 
 
 class Assessor:
@@ -457,14 +460,14 @@ class Assessor:
         candidates = candidates_from(retrieval.hits)
         q = featurize(question, retrieval, candidates, self.vectors, self.stats)
         if not candidates:
-            return Assessment(0.0, [], explain_refusal(q, retrieval.hits, None))
+            return Assessment(0.0, [], q, retrieval.hits)
         logits = self.model.sentence_logits(candidates)
         for c, z in zip(candidates, logits):
             c.p = float(_sigmoid(z))
         order = np.argsort(-logits, kind="stable")
         ranked = [candidates[i] for i in order]
         confidence = round(float(self.model.answer_confidence(float(logits[order[0]]))), 4)
-        return Assessment(confidence, ranked, explain_refusal(q, retrieval.hits, ranked[0]))
+        return Assessment(confidence, ranked, q, retrieval.hits)
 
 
 def explain_refusal(q: QuestionTerms, hits: Sequence[Hit], best: Candidate | None) -> str:

@@ -84,11 +84,7 @@ def _append_trimmed(spans: list[tuple[int, int]], segment: str, start: int, end:
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens (possessive 's dropped)."""
-    out = []
-    for w in _WORD.findall(text.lower()):
-        w = re.sub(r"['’]s$", "", w)
-        out.append(w)
-    return out
+    return [w[:-2] if w.endswith(("'s", "’s")) else w for w in _WORD.findall(text.lower())]
 
 
 @lru_cache(maxsize=65536)
@@ -98,7 +94,13 @@ def stem(word: str) -> str:
 
 def content_terms(text: str) -> list[str]:
     """Stemmed words that carry meaning (stopwords and one-letter words dropped)."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return list(_content_terms(text))
+
+
+@lru_cache(maxsize=32768)
+def _content_terms(text: str) -> tuple[str, ...]:
+    # cached: the same passages and sentences are read again by every question that retrieves them
+    return tuple(stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
 
 
 def word_count(text: str) -> int:
