@@ -258,8 +258,8 @@ def evaluate_synthetic(store: Store, documents: int, settings: RetrieveSettings)
 def render(result: dict) -> str:
     news, squad, syn = (result["sets"][k]["variants"] for k in ("news", "squad", "synthetic"))
     n, q, s = (result["sets"][k]["items"] for k in ("news", "squad", "synthetic"))
-    lines = [f"| variant | news MRR | news R@5 | news +/− | squad MRR | squad R@5 | squad +/− | "
-             f"synthetic top-1 | synthetic top-5 |",
+    lines = ["| variant | news MRR | news R@5 | news +/− | squad MRR | squad R@5 | squad +/− | "
+             "synthetic top-1 | synthetic top-5 |",
              "|---|---|---|---|---|---|---|---|---|",
              f"| (items) | {n} | | | {q} | | | {s} ({result['sets']['synthetic']['chunks']} chunks) | |"]
     for name in news:

@@ -24,7 +24,7 @@ from rag.retrieval import HybridRetriever
 from rag.sentence_vectors import SentenceVectors
 from rag.settings import Settings
 from rag.support import SupportChecker
-from rag.types import Answer, Hit
+from rag.types import Answer
 
 
 class RagService:
