@@ -11,8 +11,8 @@ question, how the retrievers ranked its passage, and question-level signals
 index does not know at all).
 
 A logistic model fitted by ``python -m eval.calibrate`` on labelled data
-(the gold sets and questions asked of a corpus without their article; see
-README) turns the features into ``p``: the probability that the sentence
+(the gold sets, questions asked of a corpus without their article, and
+questions with one distinctive word swapped; see README) turns the features into ``p``: the probability that the sentence
 answers the question. The answer's ``confidence`` is the best sentence's
 ``p`` passed through a second, answer-level calibration fitted on the same
 data (Platt scaling). Coefficients live in ``rag/assets/answerability.json``
@@ -205,6 +205,7 @@ class QuestionTerms:
     category: set[str] = field(default_factory=set)  # stems naming the kind of answer ("outlet", "role")
     wh_modifiers: set[str] = field(default_factory=set)  # "how *many*", "how *much*": part of the question form
     bigrams: set[tuple[str, str]] = field(default_factory=set)
+    as_written: dict[str, str] = field(default_factory=dict)  # stem → the word as the question spells it
 
     @classmethod
     def of(cls, question: str, stats: CorpusStats | None) -> "QuestionTerms":
@@ -225,7 +226,7 @@ class QuestionTerms:
                    years=set(_YEAR.findall(question)), log_n=math.log(2 + n), focus=question_focus(question),
                    category=question_category(question),
                    wh_modifiers={stem(w.lower()) for w in re.findall(r"\bhow\s+(\w+)", question, re.I)},
-                   bigrams=set(zip(terms, terms[1:])))
+                   bigrams=set(zip(terms, terms[1:])), as_written=_as_written(question))
 
 
 _WH = re.compile(r"\b(what|which|who|whom|whose|where|when|why|how(?: (?:many|much|long|old|far|often))?)\b", re.I)
@@ -297,6 +298,14 @@ def _soft_coverages(q: QuestionTerms, candidates: list[Candidate], vectors: Sent
 
 def _window(c: Candidate) -> str:
     return f"{c.previous} {c.text}" if c.previous else c.text
+
+
+def _as_written(question: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for token in re.findall(r"[^\W_]+(?:['’][^\W_]+)*", question):
+        word = token[:-2] if token.lower().endswith(("'s", "’s")) else token
+        out.setdefault(stem(word.lower()), word)
+    return out
 
 
 def _share(weights: dict[str, float], present: set[str], half: set[str] = frozenset()) -> float:
@@ -476,9 +485,7 @@ def explain_refusal(q: QuestionTerms, hits: Sequence[Hit], best: Candidate | Non
     "The documents mention navy and Taiwan but say nothing about warships."
     Words are shown as the question spells them.
     """
-    spelled: dict[str, str] = {}
-    for w in q.words:
-        spelled.setdefault(stem(w), w)
+    spelled = q.as_written
     present_anywhere = set().union(*(set(content_terms(h.text)) for h in hits)) if hits else set()
     by_idf = sorted((t for t in q.stems if t not in q.wh_modifiers), key=lambda t: -q.stems[t])
     # the kind of answer asked for ("which *outlet*") says least about what is missing: named last

@@ -63,7 +63,7 @@ def test_an_out_of_corpus_question_is_refused_with_its_reason(service):
     answer = service.ask("What major commercial airports are located in Los Angeles?")
     assert answer.answerable is False and answer.citations == [] and answer.sentences == []
     assert answer.confidence < service.pipeline.min_confidence
-    assert "say nothing about" in answer.answer and "“airports”" in answer.answer
+    assert "say nothing about" in answer.answer and "“Angeles”" in answer.answer.split("say nothing about")[1]
 
 
 def test_a_near_miss_is_refused(service):
