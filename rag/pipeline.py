@@ -1,4 +1,5 @@
-"""Ask: retrieve → draft (extractive or chat model) → verify → Answer, whole or as a stream of events."""
+"""Ask: retrieve → judge (answerability: the confidence gate) → draft (extractive or chat model) → verify →
+Answer, whole or as a stream of events."""
 
 from __future__ import annotations
 
