@@ -50,3 +50,10 @@ def test_every_documented_variable_is_read(env, monkeypatch):
     got = got.get_secret_value() if hasattr(got, "get_secret_value") else got
     assert str(got).lower() == str(value).lower()
     assert got != field.default
+
+
+def test_readme_documents_every_answerability_feature():
+    from rag.answerability import FEATURES
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert [f for f in FEATURES if f"`{f}`" not in readme] == []
