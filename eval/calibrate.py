@@ -104,8 +104,7 @@ def collect(settings: Settings, sets=DEFAULT_SETS, work_dir: Path | None = None,
         data_dir = work_dir / f"{set_name}-{digest}"
         service = _service(settings, data_dir)
         service.ingest(Path(corpus), progress=progress)
-        problems = locate_sources(items, lambda d: (service.docstore.document(d).text
-                                                    if service.docstore.document(d) else None))
+        problems = locate_sources(items, _text_reader(service.docstore))
         if problems:
             raise SystemExit(f"{gold_path}: gold quotes not found: {problems[:3]}")
         for item in tqdm(items, desc=f"{set_name} questions", disable=not progress, leave=False):
@@ -163,6 +162,14 @@ def swapped_question(item: GoldItem, docstore) -> GoldItem | None:
         return None
     return GoldItem(id=f"{item.id}-swapped", question=question, answer="", must_include=[], sources=[],
                     type=SWAPPED, answerable=False)
+
+
+def _text_reader(docstore):
+    """A document's stored text by id (None for an unknown id), read once per call."""
+    def text_of(doc_id: str) -> str | None:
+        stored = docstore.document(doc_id)
+        return stored.text if stored else None
+    return text_of
 
 
 class _index_without:

@@ -128,15 +128,11 @@ class AskPipeline:
         timings = Timings(retrieve=_ms(retrieved - started), generate=_ms(drafted - retrieved),
                           verify=_ms(verified_at - drafted))
         timings.total = round(timings.retrieve + timings.generate + timings.verify, 2)
-        if not verified.sentences:
-            answer = Answer(question=question, answer=refusal_text(assessment.reason), answerable=False,
-                            sentences=[], citations=[], dropped_citations=verified.dropped, mode=mode,
-                            timings_ms=timings, confidence=assessment.confidence)
-        else:
-            answer = Answer(question=question, answer=verified.text, answerable=True, sentences=verified.sentences,
-                            citations=verified.citations, dropped_citations=verified.dropped, mode=mode,
-                            timings_ms=timings, confidence=assessment.confidence)
-        yield AnswerEvent(answer)
+        answered = bool(verified.sentences)
+        yield AnswerEvent(Answer(
+            question=question, answer=verified.text if answered else refusal_text(assessment.reason),
+            answerable=answered, sentences=verified.sentences, citations=verified.citations,
+            dropped_citations=verified.dropped, mode=mode, timings_ms=timings, confidence=assessment.confidence))
 
     @staticmethod
     def _draft(question: str, retrieval: Retrieval, assessment: Assessment, answerer: Answerer,
