@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import (IndexEmptyError, IndexMismatchError, InvalidInputError, NotFoundError, RagError,
-                        StoreUnavailableError, UpstreamError, UpstreamTimeoutError)
+from rag.errors import (IndexEmptyError, IndexMismatchError, InvalidInputError, LocalModelError, NotFoundError,
+                        RagError, StoreUnavailableError, UpstreamError, UpstreamTimeoutError)
 
 STATUS: list[tuple[type[RagError], int]] = [
     (InvalidInputError, 400),
@@ -20,6 +20,7 @@ STATUS: list[tuple[type[RagError], int]] = [
     (IndexMismatchError, 409),
     (StoreUnavailableError, 503),
     (UpstreamTimeoutError, 504),
+    (LocalModelError, 503),
     (UpstreamError, 502),
 ]
 

@@ -7,7 +7,8 @@
     ├── IndexMismatchError       store built with another embedding model
     ├── StoreUnavailableError    Chroma server unreachable
     └── UpstreamError            embedding or chat model failed
-        └── UpstreamTimeoutError
+        ├── UpstreamTimeoutError
+        └── LocalModelError      the local model is not installed or its server did not start
 """
 
 from __future__ import annotations
@@ -50,3 +51,7 @@ class UpstreamError(RagError):
 
 class UpstreamTimeoutError(UpstreamError):
     code = "upstream_timeout"
+
+
+class LocalModelError(UpstreamError):
+    code = "local_model_unavailable"
