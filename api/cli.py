@@ -64,7 +64,7 @@ def ask(
     question: str = typer.Argument(..., help="The question."),
     as_json: bool = typer.Option(False, "--json", help="Print the Answer object as JSON."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Passages to retrieve."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="extractive or openai."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="extractive, openai or local."),
 ) -> None:
     """Answer a question from the index, with numbered sources."""
     try:
@@ -83,6 +83,8 @@ def ask(
             typer.echo(textwrap.indent(textwrap.fill(f"“{c.quote}”", width=94), "      "))
     if answer.dropped_citations:
         typer.echo(f"\n({answer.dropped_citations} unsupported citation(s) removed)")
+    if answer.fallback:
+        typer.echo(f"\n(answered extractively: {answer.fallback})")
     confidence = "" if answer.confidence is None else f" · confidence {answer.confidence:.2f}"
     typer.echo(f"\n{answer.mode}{confidence} · {answer.timings_ms.total:.0f} ms")
 
@@ -104,6 +106,43 @@ def serve(
         _fail(exc)
         return
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+llm_app = typer.Typer(no_args_is_help=True, help="The local model (the `local` extra): llama.cpp in this process.")
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("serve")
+def llm_serve(
+    model: Optional[str] = typer.Option(None, "--model", help="1.5b, 0.5b or a path to a .gguf file "
+                                        "(default: RAG_LOCAL_MODEL)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: RAG_LOCAL_PORT; 0: any)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: RAG_LOCAL_THREADS)."),
+    ctx: Optional[int] = typer.Option(None, "--ctx", help="Context window in tokens (default: RAG_LOCAL_CTX)."),
+) -> None:
+    """Serve the local model as an OpenAI-compatible server (assembling it on first use) until Ctrl-C."""
+    import signal
+
+    from rag.local_server import start_local_server
+
+    settings = get_settings()
+    updates = {k: v for k, v in {"model": model, "port": port, "threads": threads, "ctx": ctx}.items() if v is not None}
+    try:
+        local = settings.local.model_copy(update=updates)
+        type(local).model_validate(local.model_dump())  # the same limits as the environment variables
+        server = start_local_server(local, settings.data_dir)
+    except RagError as exc:
+        _fail(exc)
+        return
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{server.model_path.name} ({server.threads} threads, context {server.ctx}) "
+               f"ready in {server.started_in_s:.1f} s")
+    typer.echo(server.base_url, err=False)
+    typer.echo(f"use it: RAG_ANSWER_MODE=openai RAG_LLM_BASE_URL={server.base_url} rag serve", err=True)
+    sys.stdout.flush()
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
 
 
 @app.command("eval")

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.settings import AnswerMode
 from rag.types import Citation, Hit
 
 
@@ -14,7 +15,7 @@ class AskRequest(BaseModel):
 
     question: str = Field(..., description="The question, in plain words.")
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve (default from settings).")
-    mode: Literal["extractive", "openai"] | None = Field(None, description="Answer mode (default from settings).")
+    mode: AnswerMode | None = Field(None, description="Answer mode (default from settings).")
 
 
 class Passage(Hit):
@@ -78,7 +79,7 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(..., min_length=1)
     stream: bool = False
     top_k: int | None = Field(None, ge=1, le=50)
-    mode: Literal["extractive", "openai"] | None = None
+    mode: AnswerMode | None = None
 
 
 class ChatResponseMessage(BaseModel):
@@ -111,3 +112,6 @@ class ChatCompletion(BaseModel):
     citations: list[Citation]
     confidence: float | None = Field(
         None, description="Calibrated probability (0..1) that the sources answer the question; null if not assessed.")
+    fallback: str | None = Field(
+        None, description="Why the asked answer mode did not write this answer (its chat model failed, so it is "
+        "extractive); null when it did.")

@@ -3,19 +3,22 @@ Answer, whole or as a stream of events."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Generator, Iterator, Union
 
 from rag.answerability import Assessment, Assessor
-from rag.answering import Answerer, Draft
+from rag.answering import Answerer, Draft, StreamingAnswerer
 from rag.citations import verify
-from rag.errors import IndexEmptyError, InvalidInputError
+from rag.errors import IndexEmptyError, InvalidInputError, UpstreamError
 from rag.retrieval import HybridRetriever, Retrieval
 from rag.settings import Settings
 from rag.support import SupportChecker
 from rag.types import REFUSAL, Answer, Hit, Timings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,10 +120,18 @@ class AskPipeline:
         retrieved = time.perf_counter()
         yield SourcesEvent(retrieval.hits)
         assessment = self.assessor.assess(question, retrieval)  # timed with the draft: it decides whether to answer
+        fallback = None
         if self.gated(mode) and not assessment.answers(self.min_confidence):
             draft = Draft("", retrieval.hits)
         else:
-            draft = yield from self._draft(question, retrieval, assessment, answerer, live)
+            try:
+                draft = yield from self._draft(question, retrieval, assessment, answerer, live)
+            except UpstreamError as exc:
+                if mode == "extractive" or not self.settings.llm.fallback:
+                    raise
+                log.warning("%s answer failed, answering extractively instead: %s", mode, exc.message)
+                fallback, mode = f"the {mode} model failed: {exc.message}", "extractive"
+                draft = yield from self._draft(question, retrieval, assessment, self.answerer(mode), live)
         drafted = time.perf_counter()
         verified = verify(draft.text, draft.hits, self.checker)
         verified_at = time.perf_counter()
@@ -132,19 +143,22 @@ class AskPipeline:
         yield AnswerEvent(Answer(
             question=question, answer=verified.text if answered else refusal_text(assessment.reason),
             answerable=answered, sentences=verified.sentences, citations=verified.citations,
-            dropped_citations=verified.dropped, mode=mode, timings_ms=timings, confidence=assessment.confidence))
+            dropped_citations=verified.dropped, mode=mode, timings_ms=timings, confidence=assessment.confidence,
+            fallback=fallback))
 
     @staticmethod
     def _draft(question: str, retrieval: Retrieval, assessment: Assessment, answerer: Answerer,
                live: bool) -> Generator[Event, None, Draft]:
         """The answerer's draft, its pieces yielded as deltas; returns the whole draft."""
-        stream = getattr(answerer, "draft_stream", None) if live else None
+        stream = answerer.draft_stream if live and isinstance(answerer, StreamingAnswerer) else None
         if stream is not None:
-            pieces: list[str] = []
-            for piece in stream(question, retrieval, assessment):
-                pieces.append(piece)
+            pieces = stream(question, retrieval, assessment)
+            while True:
+                try:
+                    piece = next(pieces)
+                except StopIteration as done:
+                    return done.value
                 yield DeltaEvent(piece)
-            return Draft("".join(pieces), retrieval.hits)
         draft = answerer.draft(question, retrieval, assessment)
         for piece in stream_pieces(draft.text):
             yield DeltaEvent(piece)

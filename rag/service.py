@@ -16,6 +16,7 @@ from index.ingest import Ingestor, IngestReport
 from index.vectors import VectorIndex
 from rag.answerability import Assessor
 from rag.answering.extractive import ExtractiveAnswerer
+from rag.answering.local import LocalModelAnswerer
 from rag.answering.openai_chat import OpenAIChatAnswerer
 from rag.embeddings import build_embedder
 from rag.errors import InvalidInputError, NotFoundError
@@ -53,7 +54,8 @@ class RagService:
         return AskPipeline(
             s, retriever,
             {"extractive": lambda: ExtractiveAnswerer(s.answer, self.sentence_vectors),
-             "openai": lambda: OpenAIChatAnswerer(s.llm)},
+             "openai": lambda: OpenAIChatAnswerer(s.llm),
+             "local": lambda: LocalModelAnswerer(s.llm, s.local, Path(s.data_dir))},
             checker, is_empty=self.docstore.is_empty, assessor=Assessor(self.sentence_vectors, self.docstore))
 
     def ingest(self, path: Path | None = None, *, prune: bool = True, progress: bool = False) -> IngestReport:

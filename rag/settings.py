@@ -55,8 +55,11 @@ class RetrieveSettings(_Group):
     decisive_ratio: float = Field(3.0, ge=0, description="A keyword (BM25) hit scoring at least this many times the 5th keyword score is a decisive exact match and goes ahead of the fused ranking; 0 (or ≤ 1) turns it off.")
 
 
+AnswerMode = Literal["extractive", "openai", "local"]
+
+
 class AnswerSettings(_Group):
-    mode: Literal["extractive", "openai"] = Field("extractive", description="extractive: offline sentence selection; openai: an OpenAI-compatible chat model.")
+    mode: AnswerMode = Field("extractive", description="extractive: offline sentence selection; openai: an OpenAI-compatible chat model; local: a packaged GGUF model served in-process by llama.cpp (the `local` extra).")
     max_sentences: int = Field(3, ge=1, le=10, description="Most sentences an extractive answer uses (a factoid answer uses one unless another adds a part of the question).")
     min_confidence: float | None = Field(None, ge=0, le=1, description="Refuse when the calibrated confidence that the sources answer is below this (unset: the answerability model's recommended threshold).")
     relative_cutoff: float = Field(0.5, ge=0, le=1, description="Extractive: a further sentence must answer with at least this share of the best sentence's probability.")
@@ -76,6 +79,18 @@ class LLMSettings(_Group):
     max_retries: int = Field(2, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     max_tokens: int = Field(512, ge=16, description="Most tokens in a generated answer.")
+    output: Literal["auto", "json", "text"] = Field("auto", description="json: ask for JSON sentences with passage numbers, enforced by a JSON schema (llama.cpp, vLLM, OpenAI, Ollama); text: plain text with [n] markers; auto: json, and text from then on if the server rejects the schema.")
+    evidence: Literal["sentences", "passages"] = Field("sentences", description="What the model reads: sentences: the best sentences with their neighbours (short prompts, fast on a CPU); passages: the whole retrieved passages.")
+    evidence_sentences: int = Field(4, ge=1, le=20, description="sentences evidence: how many of the best sentences (each with the sentence before and after it).")
+    fallback: bool = Field(True, description="When the chat model fails or times out, answer extractively and say why in the answer's `fallback` (false: the request fails with 502/504).")
+
+
+class LocalSettings(_Group):
+    model: str = Field("1.5b", description="Local model: 1.5b (Qwen2.5-Coder-1.5B-Instruct, `local` extra), 0.5b (Qwen2.5-Coder-0.5B-Instruct, `local-small` extra) or a path to a .gguf file.")
+    threads: int = Field(0, ge=0, le=256, description="CPU threads for the local model (0: all cores but one). Use 1 where other work shares two cores.")
+    ctx: int = Field(4096, ge=512, le=32768, description="Context window in tokens (prompt + answer).")
+    port: int = Field(0, ge=0, le=65535, description="Port of the in-process server (0: any free port).")
+    log_verbosity: int = Field(0, ge=0, le=4, description="llama.cpp log level (0: errors only).")
 
 
 class ApiSettings(_Group):
@@ -102,6 +117,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     verify: VerifySettings = VerifySettings()
     llm: LLMSettings = LLMSettings()
+    local: LocalSettings = LocalSettings()
     api: ApiSettings = ApiSettings()
 
 

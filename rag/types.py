@@ -63,6 +63,9 @@ class Answer(BaseModel):
     #: Calibrated probability (0..1) that the sources answer the question (see ``rag.answerability``);
     #: None where no assessment was made.
     confidence: float | None = None
+    #: Why the asked answer mode did not write this answer (its model failed or timed out, so ``mode`` is
+    #: ``extractive``); None when it did.
+    fallback: str | None = None
 
 
 REFUSAL = "The sources do not answer this question."

@@ -4,10 +4,11 @@ The last user message is the question (a follow-up is made standalone with
 the previous user turn, see ``rag.conversation``). The reply's content
 carries ``[n]`` markers; ``citations`` (on the message and at the top level)
 says what they point to, and ``confidence`` beside it is the calibrated
-probability (0..1, or null) that the sources answer the question. Streaming
+probability (0..1, or null) that the sources answer the question; ``fallback``
+says why a chat-model mode answered extractively (null when it did not). Streaming
 sends the *verified* answer in pieces, so that the concatenated deltas are
-exactly the final content; the last chunk carries the citations and the
-confidence. (For live token streaming use /v1/ask/stream.)
+exactly the final content; the last chunk carries the citations, the
+confidence and the fallback. (For live token streaming use /v1/ask/stream.)
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def chat_completions(body: ChatCompletionRequest, svc: ServiceDep, metrics: Metr
         id=completion_id, created=created, model=body.model,
         choices=[ChatChoice(message=ChatResponseMessage(content=answer.answer, citations=answer.citations,
                                                         confidence=answer.confidence))],
-        usage=_usage(body, answer), citations=answer.citations, confidence=answer.confidence)
+        usage=_usage(body, answer), citations=answer.citations, confidence=answer.confidence,
+        fallback=answer.fallback)
 
 
 def _chunks(completion_id: str, created: int, model: str, answer: Answer) -> Iterator[str]:
@@ -70,5 +72,5 @@ def _chunks(completion_id: str, created: int, model: str, answer: Answer) -> Ite
     for piece in stream_pieces(answer.answer):
         yield chunk({"content": piece})
     citations = [c.model_dump() for c in answer.citations]
-    yield chunk({}, "stop", citations=citations, confidence=answer.confidence)
+    yield chunk({}, "stop", citations=citations, confidence=answer.confidence, fallback=answer.fallback)
     yield sse(None, "[DONE]")

@@ -116,7 +116,7 @@ def test_ask_answers_with_exact_citations(shared):
     assert r.status_code == 200
     a = r.json()
     assert set(a) == {"question", "answer", "answerable", "sentences", "citations", "dropped_citations", "mode",
-                      "timings_ms", "confidence"}
+                      "timings_ms", "confidence", "fallback"}
     assert a["answerable"] is True and "Mattis" in a["answer"] and a["mode"] == "extractive"
     assert a["question"] == MATTIS_Q
     assert a["citations"] and [c["n"] for c in a["citations"]] == list(range(1, len(a["citations"]) + 1))

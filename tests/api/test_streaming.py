@@ -192,6 +192,7 @@ def unreachable_llm(start_app, tmp_path, closed_port):
     settings.llm.base_url = f"http://127.0.0.1:{closed_port}/v1"
     settings.llm.max_retries = 0
     settings.llm.timeout = 5
+    settings.llm.fallback = False  # the strict setting: a failed chat model is an error (the default falls back)
     return start_app(settings=settings)
 
 
@@ -226,6 +227,7 @@ def test_openai_mode_per_request_fails_mid_stream_too(start_app, closed_port):
     client = start_app()
     client.settings.llm.base_url = f"http://127.0.0.1:{closed_port}/v1"
     client.settings.llm.max_retries = 0
+    client.settings.llm.fallback = False
     _, events = stream_events(client, MATTIS_Q, mode="openai")
     assert [e for e, _ in events][0] == "sources"
     assert events[-1][0] == "error" and events[-1][1]["error"]["code"] == "upstream_error"

@@ -43,6 +43,7 @@ def test_a_chat_server_slower_than_the_timeout_is_504(tmp_path, hanging_llm):
     settings = make_settings(tmp_path)
     settings.answer.mode = "openai"
     settings.llm.base_url, settings.llm.timeout, settings.llm.max_retries = hanging_llm, 0.5, 0
+    settings.llm.fallback = False
     with TestClient(create_app(settings)) as client:
         started = time.perf_counter()
         error = assert_envelope(client.post("/v1/ask", json={"question": QUESTION}), 504, "upstream_timeout")

@@ -35,7 +35,7 @@ def test_ask_json_prints_the_answer_object_with_exact_quotes(tmp_path):
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert set(answer) == {"question", "answer", "answerable", "sentences", "citations", "dropped_citations",
-                           "mode", "timings_ms", "confidence"}
+                           "mode", "timings_ms", "confidence", "fallback"}
     assert answer["answerable"] and "Mattis" in answer["answer"]
     for c in answer["citations"]:
         text = (BUNDLED_CORPUS / c["doc_id"]).read_text(encoding="utf-8")

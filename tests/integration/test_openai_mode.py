@@ -137,6 +137,9 @@ def openai_service(chat_server, make_settings, make_service, corpus_dir):
         settings.llm.api_key = SecretStr("test")
         settings.llm.max_retries = 0
         settings.llm.timeout = 10.0
+        settings.llm.output = "text"  # these tests script [n]-marked text over whole passages;
+        settings.llm.evidence = "passages"  # JSON replies and sentence evidence have their own tests below
+        settings.llm.fallback = False  # failures surface as errors here; the fallback has its own tests
         for key, value in llm.items():
             setattr(settings.llm, key, value)
         service = make_service(settings)
@@ -432,7 +435,7 @@ def test_slow_server_raises_upstream_timeout(openai_service, chat_server):
     assert elapsed < 1.9  # gave up at the timeout, did not wait for the reply
 
 
-def test_unreachable_server_raises_upstream_error(make_settings, make_service, corpus_dir):
+def test_unreachable_server_raises_upstream_error_or_falls_back(make_settings, make_service, corpus_dir):
     import socket
 
     with socket.socket() as s:
@@ -444,12 +447,21 @@ def test_unreachable_server_raises_upstream_error(make_settings, make_service, c
     settings.llm.api_key = SecretStr("test")
     settings.llm.max_retries = 0
     settings.llm.timeout = 2.0
+    settings.llm.fallback = False
     service = make_service(settings)
     service.ingest(corpus_dir)
 
     with pytest.raises(UpstreamError) as info:
         service.ask(QUESTION)
     assert not isinstance(info.value, UpstreamTimeoutError)
+
+    settings.llm.fallback = True  # the default: the extractive answer, saying why
+    answer = service.ask(QUESTION)
+    extractive = service.ask(QUESTION, mode="extractive")
+    assert answer.mode == "extractive" and answer.fallback and "unreachable" in answer.fallback
+    assert "openai" in answer.fallback
+    assert answer.answer == extractive.answer and answer.citations == extractive.citations
+    assert extractive.fallback is None
 
 
 def test_no_passages_means_no_request_and_a_refusal(openai_service, chat_server):
@@ -485,3 +497,133 @@ def test_same_quote_from_overlapping_chunks_is_one_citation(openai_service, chat
     assert_quotes_exact(service, answer)
     quotes = [(c.doc_id, c.start, c.end) for c in answer.citations]
     assert len(quotes) == len(set(quotes)), answer.citations
+
+
+# ---- JSON replies over sentence evidence (the defaults) ------------------------------------------
+
+
+def evidence_for(service, question: str):
+    """What the chat model is shown for ``question``: the numbered evidence windows."""
+    retrieval = service.pipeline.retriever.retrieve(question)
+    assessment = service.pipeline.assessor.assess(question, retrieval)
+    return service.pipeline.answerer("openai").evidence(retrieval, assessment), retrieval.hits
+
+
+def json_reply(*sentences: tuple[str, list[int]], answerable: bool = True) -> str:
+    return json.dumps({"answerable": answerable,
+                       "sentences": [{"text": t, "sources": n} for t, n in sentences]})
+
+
+@pytest.fixture
+def json_service(openai_service):
+    return lambda **llm: openai_service(**{"output": "json", "evidence": "sentences", **llm})
+
+
+def test_json_reply_over_sentence_evidence_is_cited_exactly(json_service, chat_server):
+    service = json_service(evidence_sentences=3)
+    evidence, passages = evidence_for(service, QUESTION)
+    n = passage_number(evidence, AUSTIN)
+    chat_server.script(json_reply((sentence_with(evidence[n - 1].text, AUSTIN), [n])))
+
+    answer = service.ask(QUESTION)
+
+    assert answer.answerable and answer.mode == "openai" and answer.dropped_citations == 0
+    assert len(answer.citations) == 1 and AUSTIN in answer.citations[0].quote
+    assert_quotes_exact(service, answer)
+    body = chat_server.requests[0]
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert body["response_format"]["type"] == "json_schema"
+    numbers = schema["properties"]["sentences"]["items"]["properties"]["sources"]["items"]["enum"]
+    assert numbers == list(range(1, len(evidence) + 1))
+    user = body["messages"][-1]["content"]
+    for i, window in enumerate(evidence, 1):
+        assert f"[{i}] ({window.title}) {window.text}" in user
+    # the model reads sentences, not whole passages: a shorter prompt
+    assert len(user) < sum(len(h.text) for h in passages)
+    assert '"answerable"' in body["messages"][0]["content"]
+
+
+def test_evidence_windows_are_exact_cuts_of_retrieved_passages(json_service):
+    service = json_service(evidence_sentences=4)
+    evidence, passages = evidence_for(service, QUESTION)
+    by_chunk = {h.chunk_id: h for h in passages}
+    assert 1 <= len(evidence) <= 4
+    for window in evidence:
+        passage = by_chunk[window.chunk_id]
+        assert passage.start <= window.start < window.end <= passage.end
+        assert window.text == passage.text[window.start - passage.start:window.end - passage.start]
+        assert len(window.text) < len(passage.text) or len(passage.text) < 400
+
+
+def test_json_not_answerable_is_a_refusal_even_with_sentences(json_service, chat_server):
+    service = json_service()
+    evidence, _ = evidence_for(service, QUESTION)
+    n = passage_number(evidence, AUSTIN)
+    chat_server.script(json_reply((sentence_with(evidence[n - 1].text, AUSTIN), [n]), answerable=False))
+
+    answer = service.ask(QUESTION)
+
+    assert not answer.answerable and answer.citations == [] and answer.answer.startswith(REFUSAL)
+
+
+@pytest.mark.parametrize("reply", ['{"answerable": true, "sentences": [{"text": "Austin propo',
+                                   '{"answerable": true, "sentences": "Austin [1]"}', "Austin proposed it."])
+def test_malformed_json_is_read_as_text_and_nothing_unverified_survives(json_service, chat_server, reply):
+    service = json_service()
+    chat_server.script(reply)
+
+    answer = service.ask(QUESTION)
+
+    assert not answer.answerable and answer.citations == []
+
+
+def test_json_sentence_citing_a_number_beyond_the_evidence_is_dropped(json_service, chat_server):
+    service = json_service(evidence_sentences=2)
+    evidence, _ = evidence_for(service, QUESTION)
+    n = passage_number(evidence, AUSTIN)
+    sentence = sentence_with(evidence[n - 1].text, AUSTIN)
+    chat_server.script(json_reply((sentence, [n, len(evidence) + 5])))
+
+    answer = service.ask(QUESTION)
+
+    assert answer.answerable and answer.dropped_citations == 1 and len(answer.citations) == 1
+
+
+def test_auto_output_falls_back_to_text_when_the_schema_is_rejected(json_service, chat_server):
+    service = json_service(output="auto")
+    evidence, _ = evidence_for(service, QUESTION)
+    n = passage_number(evidence, AUSTIN)
+    sentence = sentence_with(evidence[n - 1].text, AUSTIN)
+    chat_server.script(Reply(status=400, content="response_format json_schema is not supported"),
+                       f"{sentence} [{n}]", f"{sentence} [{n}]")
+
+    first = service.ask(QUESTION)
+    second = service.ask(QUESTION)
+
+    assert first.answerable and second.answerable
+    assert "response_format" in chat_server.requests[0]
+    assert "response_format" not in chat_server.requests[1]  # asked again as text
+    assert "response_format" not in chat_server.requests[2]  # and text from then on
+    assert '"answerable"' not in chat_server.requests[1]["messages"][0]["content"]
+
+
+def test_a_failing_chat_model_falls_back_to_the_extractive_answer(json_service, chat_server):
+    service = json_service(fallback=True)
+    chat_server.script(Reply(status=500, content="model crashed"))
+
+    answer = service.ask(QUESTION)
+
+    assert answer.mode == "extractive" and answer.answerable
+    assert "500" in answer.fallback and "openai" in answer.fallback
+    assert answer.answer == service.ask(QUESTION, mode="extractive").answer
+
+
+def test_a_slow_chat_model_falls_back_at_the_timeout(json_service, chat_server):
+    service = json_service(fallback=True, timeout=0.5)
+    chat_server.script(Reply(content=json_reply(("late", [1])), delay=3))
+
+    started = time.perf_counter()
+    answer = service.ask(QUESTION)
+
+    assert time.perf_counter() - started < 2.5
+    assert answer.mode == "extractive" and "timed out" in answer.fallback
