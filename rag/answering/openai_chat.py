@@ -147,7 +147,8 @@ class OpenAIChatAnswerer:
 
 @contextmanager
 def _upstream_errors(model: str, timeout: float) -> Iterator[None]:
-    """The ``openai`` client's failures as domain errors."""
+    """The ``openai`` client's failures as domain errors (a connection lost mid-stream surfaces from httpx)."""
+    import httpx
     import openai
 
     try:
@@ -159,3 +160,5 @@ def _upstream_errors(model: str, timeout: float) -> Iterator[None]:
                             model=model, status=exc.status_code) from exc
     except openai.OpenAIError as exc:
         raise UpstreamError(f"chat model unreachable: {exc}", model=model) from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"chat model connection lost: {exc!r}", model=model) from exc
