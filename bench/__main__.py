@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only ingest,serve,scale] [--docs N] [--chunks N] [--json-out F]`
+"""`python -m bench [--quick] [--only ingest,serve,scale,local] [--model 1.5b] [--docs N] [--chunks N] [--json-out F]`
 
 Measures every performance target of the service on this machine in one run,
 beside the plain llama-index baseline where one exists, prints a table
@@ -17,7 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable
 
-SECTIONS = ("ingest", "serve", "scale")
+SECTIONS = ("ingest", "serve", "scale", "local")
+DEFAULT_SECTIONS = ("ingest", "serve", "scale")  # local needs the `local` extra and takes minutes per configuration
 
 
 def targets(r: dict[str, Any]) -> list[tuple[str, str, Any, bool | None, Any, str]]:
@@ -72,6 +73,18 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, Any, bool | None, Any, st
                 unit="ms")
             add(f"{mode}: added document answerable after", "≤ 2 s", m["add_visible_s"],
                 lambda v: v <= 2 and m["add_found"], unit="s")
+    if "local" in r:
+        loc = r["local"]
+        base = loc["passages_2_threads"]
+        for name, label in (("sentences_2_threads", "2 threads"), ("sentences_1_thread", "1 thread")):
+            m = loc[name]
+            add(f"local {loc['model']}, {label}: answer p50 ({m['questions']} gated dev questions)", "≤ 15 s",
+                m["total_p50_s"], lambda v: v <= 15, base["total_p50_s"], "s")
+            add(f"local {loc['model']}, {label}: first streamed token p50", "≤ 5 s", m["first_token_p50_s"],
+                lambda v: v <= 5, base["first_token_p50_s"], "s")
+        add("local: answer p95, 2 threads", "", loc["sentences_2_threads"]["total_p95_s"], None, base["total_p95_s"],
+            "s")
+        add("extractive: answer p50, same questions", "", loc["extractive"]["total_p50_s"], None, None, "s")
     return rows
 
 
@@ -90,7 +103,9 @@ def render(rows: list[tuple]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in about two minutes")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
+                        help=f"comma-separated subset of {SECTIONS} (default: {','.join(DEFAULT_SECTIONS)})")
+    parser.add_argument("--model", default="1.5b", help="local section: 1.5b, 0.5b or a .gguf path")
     parser.add_argument("--docs", type=int, help="synthetic documents for the ingest run (default 2000; quick 24)")
     parser.add_argument("--chunks", type=int, help="chunks in the scale store (default 100000; quick 3000)")
     parser.add_argument("--no-server", action="store_true", help="skip the `chroma run` scale measurement")
@@ -122,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"scale: {chunks} chunks …", file=sys.stderr)
         result["scale"] = scale_bench.run(chunks, args.quick, server_mode=not args.no_server)
+    if "local" in only:
+        from bench import local_bench
+
+        print(f"local: the {args.model} model, streamed answers beside the extractive mode …", file=sys.stderr)
+        result["local"] = local_bench.run(args.model, questions=4 if args.quick else 8)
     result["seconds"] = time.perf_counter() - started
     rows = targets(result)
     result["table"] = [dict(zip(("measure", "target", "measured", "passed", "baseline", "unit"), r)) for r in rows]

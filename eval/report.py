@@ -127,7 +127,7 @@ def _fmt(value: Any) -> str:
 
 def metric_rows(metrics: dict, baseline: dict | None) -> list[tuple[str, Any, Any, str]]:
     rows = []
-    for group in ("retrieval", "answer", "refusal", "citations", "faithfulness"):
+    for group in ("retrieval", "answer", "refusal", "citations", "faithfulness", "drafts"):
         for key, value in (metrics.get(group) or {}).items():
             base = _value(baseline or {}, group, key)
             ratio = f"{value / base:.2f}×" if isinstance(value, (int, float)) and base and key != "n" else ""

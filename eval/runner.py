@@ -8,6 +8,7 @@ the product (``product_system``) and the llama-index baseline
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from tqdm import tqdm
@@ -18,6 +19,7 @@ from eval.metrics import (Span, aggregate, answer_scores, calibration, citation_
                           percentile, retrieval_scores)
 from rag.answerability import Assessor
 from rag.answering.extractive import ExtractiveAnswerer
+from rag.answering.local import LocalModelAnswerer
 from rag.answering.openai_chat import OpenAIChatAnswerer
 from rag.pipeline import AskPipeline
 from rag.retrieval import Retrieval
@@ -58,7 +60,8 @@ def baseline_system(service: RagService, mode: str | None = None, over_stored_ch
     pipeline = AskPipeline(
         s, baseline,
         {"extractive": lambda: ExtractiveAnswerer(s.answer, service.sentence_vectors),
-         "openai": lambda: OpenAIChatAnswerer(s.llm)},
+         "openai": lambda: OpenAIChatAnswerer(s.llm),
+         "local": lambda: LocalModelAnswerer(s.llm, s.local, Path(s.data_dir))},
         SupportChecker(s.verify, service.sentence_vectors), is_empty=lambda: False,
         assessor=Assessor(service.sentence_vectors, service.docstore))
     return System("llama-index baseline", baseline.retrieve, lambda q: pipeline.ask(q, mode=mode), baseline.passage)
@@ -76,7 +79,8 @@ def score_item(item: GoldItem, system: System, checker: SupportChecker) -> dict[
                            "answer": answer.answer, "retrieved": [h.chunk_id for h in retrieved],
                            "citations": [c.model_dump() for c in answer.citations],
                            "timings_ms": answer.timings_ms.model_dump(),
-                           "confidence": answer.confidence}
+                           "confidence": answer.confidence, "mode": answer.mode,
+                           "dropped_citations": answer.dropped_citations, "fallback": answer.fallback}
     scores: dict[str, Any] = {}
     if item.answerable and item.spans:
         scores["retrieval"] = retrieval_scores(_spans(retrieved), item.spans)
@@ -129,10 +133,11 @@ def _failure(item: GoldItem, answer: Answer, scores: dict[str, Any]) -> tuple[bo
 
 
 def evaluate(system: System, items: list[GoldItem], checker: SupportChecker,
-             progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+             progress: bool = False, warm_all: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Ask every question once (warm: models loaded, caches primed, the same for every system
-    whatever ran before), then score every item; returns (metrics, per-item rows)."""
-    for item in items:
+    whatever ran before), then score every item; returns (metrics, per-item rows). With a chat model
+    (seconds per answer) ``warm_all=False`` warms with the first question only."""
+    for item in items if warm_all else items[:1]:
         system.ask(item.question)
     rows = [score_item(item, system, checker)
             for item in tqdm(items, desc=f"eval {system.name}", unit="q", disable=not progress, leave=False)]
@@ -174,4 +179,11 @@ def _summary_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
                        "p95": percentile([r["timings_ms"][stage] for r in rows], 95)} for stage in STAGES}
     return {"retrieval": aggregate(part("retrieval")), "answer": aggregate(answer_rows),
             "refusal": aggregate(refusal), "citations": aggregate(part("citations")),
-            "faithfulness": aggregate(part("faithfulness")), "latency_ms": latency, "questions": len(rows)}
+            "faithfulness": aggregate(part("faithfulness")), "latency_ms": latency, "drafts": _drafts(rows),
+            "questions": len(rows)}
+
+
+def _drafts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What verification removed from the drafts, and how often a chat model failed and the answer fell back."""
+    return {"dropped_citations_per_answer": _mean([float(r.get("dropped_citations") or 0) for r in rows]),
+            "fallback_rate": _mean([float(bool(r.get("fallback"))) for r in rows])}

@@ -24,7 +24,7 @@ from rag.settings import Settings
 #: Metrics where lower is better: a --min gate on them means "at most".
 LOWER_IS_BETTER = (".latency_ms.", ".answer.false_refusal",  # matched anywhere, by_type paths included
                    ".decisions.confidently_wrong", ".decisions.wrong_among_answered", ".calibration.ece",
-                   ".calibration.brier")
+                   ".calibration.brier", ".drafts.")
 
 
 def corpus_data_dir(settings: Settings, corpus_dir: Path) -> Path:
@@ -81,9 +81,10 @@ def run_suite(service: RagService, gold_path: Path, *, baseline: bool = True, mo
                    "chunks": service.docstore.chunk_count()},
         "gold": str(gold_path), "gold_problems": problems,
     }
-    result["metrics"], result["items"] = evaluate(product_system(service, mode), items, checker, progress)
+    warm_all = (mode or s.answer.mode) == "extractive"  # a chat model takes seconds per answer: warm once
+    result["metrics"], result["items"] = evaluate(product_system(service, mode), items, checker, progress, warm_all)
     result["baseline"], result["baseline_items"] = (
-        evaluate(baseline_system(service, mode), items, checker, progress) if baseline else (None, []))
+        evaluate(baseline_system(service, mode), items, checker, progress, warm_all) if baseline else (None, []))
     return result
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.support import SupportChecker
+from rag.support import Support, SupportChecker
 from rag.text import sentence_spans
 from rag.types import AnswerSentence, Citation, Hit
 
@@ -79,14 +79,20 @@ def render_sentence(text: str, numbers: list[int]) -> str:
     return f"{text} {marks}."
 
 
-def verify(answer: str, hits: list[Hit], checker: SupportChecker) -> Verified:
-    """Keep only markers that point at a retrieved passage supporting their sentence."""
+def verify(answer: str, hits: list[Hit], checker: SupportChecker, reattribute: bool = False) -> Verified:
+    """Keep only markers that point at a retrieved passage supporting their sentence.
+
+    With ``reattribute`` (a written answer), a sentence none of whose markers holds is cited to the first
+    passage that does support it, if one does: small models state a fact of passage 1 and number it 2. The
+    wrong markers still count as dropped; a sentence no passage supports is still dropped.
+    """
     sentences: list[AnswerSentence] = []
     citations: list[Citation] = []
     number_of: dict[tuple[str, int, int], int] = {}  # (doc_id, start, end): one number per distinct quote
     dropped = 0
     for cited in parse_cited_sentences(answer):
         kept: list[int] = []
+        supported: list[tuple[Hit, Support]] = []
         for marker in cited.markers:
             if not 1 <= marker <= len(hits):
                 dropped += 1
@@ -96,6 +102,10 @@ def verify(answer: str, hits: list[Hit], checker: SupportChecker) -> Verified:
             if support is None:
                 dropped += 1
                 continue
+            supported.append((hit, support))
+        if not supported and reattribute and cited.markers:  # renumber a claimed source, never invent one
+            supported = next(([(hit, s)] for hit in hits if (s := checker.check(cited.text, hit)) is not None), [])
+        for hit, support in supported:
             key = (hit.doc_id, support.start, support.end)
             if key not in number_of:
                 number_of[key] = len(citations) + 1

@@ -133,7 +133,7 @@ class AskPipeline:
                 fallback, mode = f"the {mode} model failed: {exc.message}", "extractive"
                 draft = yield from self._draft(question, retrieval, assessment, self.answerer(mode), live)
         drafted = time.perf_counter()
-        verified = verify(draft.text, draft.hits, self.checker)
+        verified = verify(draft.text, draft.hits, self.checker, reattribute=mode != "extractive")
         verified_at = time.perf_counter()
 
         timings = Timings(retrieve=_ms(retrieved - started), generate=_ms(drafted - retrieved),

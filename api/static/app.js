@@ -225,7 +225,7 @@ class AssistantMessage {
         onOpen: openSource,
       }) : "");
     }
-    const parts = [answer.mode];
+    const parts = [answer.fallback ? `${answer.mode} (the model failed: ${answer.fallback})` : answer.mode];
     if (answer.timings_ms && typeof answer.timings_ms.total === "number") {
       parts.push(`${Math.round(answer.timings_ms.total)} ms`);
     }

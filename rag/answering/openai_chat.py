@@ -130,7 +130,7 @@ class OpenAIChatAnswerer:
             try:
                 return self._request(question, hits, stream)
             except UpstreamError as exc:
-                if not (self.structured and self.settings.output == "auto" and exc.details.get("status") in {400, 422}):
+                if not (self.structured and self.settings.output == "auto" and _rejects_schema(exc)):
                     raise
                 log.warning("chat model rejected the JSON schema (%s); asking for [n]-marked text from now on",
                             exc.message)
@@ -143,6 +143,13 @@ class OpenAIChatAnswerer:
             return self.client.chat.completions.create(
                 model=self.model, messages=build_messages(question, hits, self.structured),
                 temperature=self.settings.temperature, max_tokens=self.settings.max_tokens, stream=stream, **extra)
+
+
+def _rejects_schema(exc: UpstreamError) -> bool:
+    """A server that does not take ``response_format`` answers 400/422, or (some llama.cpp forks) 500 naming it."""
+    status = exc.details.get("status")
+    return status in {400, 422} or (status is not None and any(
+        word in exc.message for word in ("response_format", "json_schema")))
 
 
 @contextmanager

@@ -116,7 +116,11 @@ def test_metrics_have_the_documented_groups_and_keys(result):
     metrics = result["metrics"]
     check_metrics_block(metrics, 30)
     assert set(metrics) == {"retrieval", "answer", "refusal", "citations", "faithfulness", "latency_ms",
-                            "questions", "by_type", "decisions", "calibration"}
+                            "drafts", "questions", "by_type", "decisions", "calibration"}
+    # the extractive mode never falls back; what verification dropped is counted per answer
+    assert metrics["drafts"]["fallback_rate"] == 0.0
+    dropped = [r["dropped_citations"] for r in result["items"]]
+    assert metrics["drafts"]["dropped_citations_per_answer"] == pytest.approx(sum(dropped) / len(dropped))
     for path in ("retrieval.recall@5", "retrieval.mrr", "retrieval.ndcg@10", "answer.must_include",
                  "citations.precision_strict", "citations.precision_lenient", "citations.recall",
                  "citations.gold_cited", "citations.quote_chars", "citations.chunk_chars",

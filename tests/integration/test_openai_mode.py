@@ -258,18 +258,34 @@ def test_marker_beyond_the_passages_is_dropped(openai_service, chat_server):
     assert_quotes_exact(service, answer)
 
 
-def test_only_out_of_range_marker_drops_the_sentence(openai_service, chat_server):
+def test_a_wrong_number_is_dropped_and_the_sentence_cited_to_the_passage_that_supports_it(openai_service,
+                                                                                         chat_server):
     service = openai_service()
     hits = service.pipeline.retriever.retrieve(QUESTION).hits
     n = passage_number(hits, AUSTIN)
     sentence = sentence_with(hits[n - 1].text, AUSTIN)
-    chat_server.script(f"{sentence} [{n}] China has not yet given a clear response [9].")
+    wrong = next(i for i in range(1, len(hits) + 1) if AUSTIN not in hits[i - 1].text)
+    chat_server.script(f"{sentence} [{n}] China has not yet given a clear response [9]. "
+                       f"{sentence} [{wrong}] The moon is made of green cheese [{n}].")
 
     answer = service.ask(QUESTION)
 
-    assert answer.dropped_citations == 1
-    assert len(answer.sentences) == 1
-    assert "[9]" not in answer.answer
+    assert answer.dropped_citations == 3  # [9], [wrong] and the cheese's [n]
+    assert "[9]" not in answer.answer and "cheese" not in answer.answer
+    assert len(answer.sentences) == 3  # renumbered to the passage that says it, never invented
+    assert {c.chunk_id for c in answer.citations} == {hits[n - 1].chunk_id}
+    assert_quotes_exact(service, answer)
+
+
+def test_a_sentence_without_any_marker_is_never_given_one(openai_service, chat_server):
+    service = openai_service()
+    hits = service.pipeline.retriever.retrieve(QUESTION).hits
+    sentence = sentence_with(hits[passage_number(hits, AUSTIN) - 1].text, AUSTIN)
+    chat_server.script(sentence)
+
+    answer = service.ask(QUESTION)
+
+    assert not answer.answerable and answer.citations == []
 
 
 def test_unsupported_sentence_is_removed(openai_service, chat_server):
