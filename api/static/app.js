@@ -225,7 +225,7 @@ class AssistantMessage {
         onOpen: openSource,
       }) : "");
     }
-    const parts = [answer.fallback ? `${answer.mode} (the model failed: ${answer.fallback})` : answer.mode];
+    const parts = [answer.mode];
     if (answer.timings_ms && typeof answer.timings_ms.total === "number") {
       parts.push(`${Math.round(answer.timings_ms.total)} ms`);
     }
@@ -233,8 +233,13 @@ class AssistantMessage {
       parts.push(`${answer.dropped_citations} unsupported citation${answer.dropped_citations > 1 ? "s" : ""} removed`);
     }
     const indicator = confidenceIndicator(answer.confidence);
+    // a chat-model mode that failed answered extractively: say so, and why
+    const fallback = answer.fallback
+      ? el("span", { class: "meta-part fallback", dataset: { testid: "fallback" }, title: answer.fallback },
+        `answered extractively: ${answer.fallback}`)
+      : null;
     this.meta.replaceChildren(...(indicator ? [indicator] : []),
-      ...parts.filter(Boolean).map((part) => el("span", { class: "meta-part" }, part)));
+      ...parts.filter(Boolean).map((part) => el("span", { class: "meta-part" }, part)), ...(fallback ? [fallback] : []));
     this.setState("final");
   }
 

@@ -80,10 +80,10 @@ class Server:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
 
-def _start_server(folder: Path, api_key: str | None = None) -> Server:
+def _start_server(folder: Path, api_key: str | None = None, **settings: str) -> Server:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("RAG_") and k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(RAG_DATA_DIR=str(folder / "data"), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env.update(RAG_DATA_DIR=str(folder / "data"), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **settings)
     if api_key:
         env["RAG_API_KEY"] = api_key
     port = _free_port()
@@ -139,6 +139,15 @@ def server(browser, tmp_path_factory, request):
 @pytest.fixture(scope="module")
 def keyed_server(browser, tmp_path_factory, request):
     srv = _start_server(tmp_path_factory.mktemp("ui-server-key"), api_key=API_KEY)
+    request.addfinalizer(lambda: _stop(srv.process))
+    return srv
+
+
+@pytest.fixture(scope="module")
+def model_down_server(browser, tmp_path_factory, request):
+    """Written answers from a chat model that is not there: every answer falls back to the extractive one."""
+    srv = _start_server(tmp_path_factory.mktemp("ui-server-model-down"), RAG_ANSWER_MODE="openai",
+                        RAG_LLM_BASE_URL=f"http://127.0.0.1:{_free_port()}/v1", RAG_LLM_MAX_RETRIES="0")
     request.addfinalizer(lambda: _stop(srv.process))
     return srv
 
@@ -322,6 +331,24 @@ def test_answer_shows_a_quiet_confidence_indicator_matching_the_api(server, page
     message.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "browser-confidence.png"))
     message.screenshot(path=str(ARTIFACTS / "browser-confidence-message.png"))
+    assert page.errors == []
+
+
+def test_a_failed_chat_model_shows_the_extractive_answer_and_why(model_down_server, page):
+    from playwright.sync_api import expect
+
+    expected = httpx.post(f"{model_down_server.url}/v1/ask", json={"question": ANSWERED}, timeout=60).json()
+    assert expected["mode"] == "extractive" and "unreachable" in expected["fallback"]
+
+    page.goto(model_down_server.url)
+    message = _final(_ask(page, ANSWERED))
+    fallback = message.get_by_test_id("fallback")
+    expect(fallback).to_have_count(1)
+    expect(fallback).to_be_visible()
+    assert "answered extractively" in fallback.text_content() and "unreachable" in fallback.text_content()
+    assert message.locator(".answer-text").text_content().startswith(expected["answer"].split(" [")[0][:40])
+    expect(message.locator("[data-testid=citation-chip]").first).to_be_visible()
+    message.screenshot(path=str(ARTIFACTS / "browser-fallback-message.png"))
     assert page.errors == []
 
 
