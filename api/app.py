@@ -68,8 +68,11 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
 
 
 def _warm_up(svc: RagService) -> None:
-    """Load the answer path once so the first user request is not the slow one."""
+    """Load the answer path once so the first user request is not the slow one (a chat model is not asked;
+    the local model's server is started)."""
     try:
-        svc.ask("warm up")
-    except Exception as exc:  # an empty or odd index must not stop the server from starting
+        svc.ask("warm up", mode="extractive")
+        if svc.settings.answer.mode == "local":
+            svc.pipeline.answerer("local").client  # noqa: B018 — assembles the model and starts its server
+    except Exception as exc:  # an empty or odd index, a missing model must not stop the server from starting
         log.info("warm-up skipped: %s", exc)

@@ -103,10 +103,10 @@ class OpenAIChatAnswerer:
             return Draft("", retrieval.hits)
         hits = self.evidence(retrieval, assessment)
         numbers = passage_numbers(hits, retrieval.hits)  # live text names passages as the sources event does
-        renderer = StreamRenderer(numbers) if self.structured else MarkerRenumberer(numbers)
         pieces: list[str] = []
         with _upstream_errors(self.model, self.settings.timeout):
-            stream = self._create(question, hits, stream=True)
+            stream = self._create(question, hits, stream=True)  # may switch to text (a rejected schema)
+            renderer = StreamRenderer(numbers) if self.structured else MarkerRenumberer(numbers)
             received = False
             for chunk in stream:
                 if not chunk.choices:

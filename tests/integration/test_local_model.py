@@ -199,5 +199,7 @@ def test_official_openai_client_against_our_endpoint_served_by_the_local_mode(se
                                                      messages=[{"role": "user", "content": CALL_LENGTH}]))
         assert chunks[-1].choices[0].finish_reason == "stop"
         assert (chunks[-1].model_extra or {}).get("fallback") is None
+        draft = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks)
+        assert draft.strip() and "{" not in draft  # the model's words, live, before the verified content
     finally:
         app.stop()

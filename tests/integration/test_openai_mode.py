@@ -65,12 +65,28 @@ class ScriptedChatServer:
                 if reply.status != 200:
                     payload = {"error": {"message": reply.content or "scripted failure", "type": "server_error",
                                          "code": None, "param": None}}
+                elif server.requests[-1].get("stream"):
+                    self._send_stream(reply.content or "")
+                    return
                 else:
                     payload = reply.raw or completion(reply.content, model=server.requests[-1].get("model"))
                 try:
                     self._send(reply.status, payload, reply.headers)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
+
+            def _send_stream(self, content: str) -> None:
+                """The content as server-sent chunks of 5 characters, then [DONE]."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for i in range(0, len(content), 5):
+                    chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
+                             "choices": [{"index": 0, "delta": {"content": content[i:i + 5]}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.close_connection = True
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()
@@ -643,3 +659,66 @@ def test_a_slow_chat_model_falls_back_at_the_timeout(json_service, chat_server):
 
     assert time.perf_counter() - started < 2.5
     assert answer.mode == "extractive" and "timed out" in answer.fallback
+
+
+def test_a_streamed_json_answer_shows_its_words_with_passage_numbers(json_service, chat_server):
+    from rag.pipeline import AnswerEvent, DeltaEvent, SourcesEvent
+
+    service = json_service()
+    evidence, passages = evidence_for(service, QUESTION)
+    n = passage_number(evidence, AUSTIN)
+    sentence = sentence_with(evidence[n - 1].text, AUSTIN)
+    chat_server.script(json_reply((sentence, [n])))
+
+    events = list(service.pipeline.ask_stream(QUESTION))
+
+    assert isinstance(events[0], SourcesEvent) and isinstance(events[-1], AnswerEvent)
+    deltas = [e.text for e in events if isinstance(e, DeltaEvent)]
+    passage = next(i for i, h in enumerate(passages, 1) if h.chunk_id == evidence[n - 1].chunk_id)
+    assert len(deltas) > 3  # word by word, not one lump
+    assert "".join(deltas) == f"{sentence} [{passage}]"  # the sources event's number, not the evidence's
+    answer = events[-1].answer
+    assert answer.answerable and AUSTIN in answer.citations[0].quote
+    assert chat_server.requests[0]["stream"] is True
+
+
+def test_a_stream_whose_schema_is_rejected_continues_as_text(json_service, chat_server):
+    from rag.pipeline import AnswerEvent, DeltaEvent
+
+    service = json_service(output="auto")
+    evidence, _ = evidence_for(service, QUESTION)
+    n = passage_number(evidence, AUSTIN)
+    sentence = sentence_with(evidence[n - 1].text, AUSTIN)
+    chat_server.script(Reply(status=400, content="json_schema not supported"), f"{sentence} [{n}]")
+
+    events = list(service.pipeline.ask_stream(QUESTION))
+
+    assert sentence in "".join(e.text for e in events if isinstance(e, DeltaEvent))
+    assert events[-1].answer.answerable and isinstance(events[-1], AnswerEvent)
+    assert "response_format" not in chat_server.requests[1]
+
+
+def test_chat_completions_stream_the_draft_as_reasoning_then_the_verified_answer(json_service, chat_server):
+    from fastapi.testclient import TestClient
+    from openai import OpenAI
+
+    from api.app import create_app
+
+    service = json_service()
+    evidence, _ = evidence_for(service, QUESTION)
+    n = passage_number(evidence, AUSTIN)
+    sentence = sentence_with(evidence[n - 1].text, AUSTIN)
+    chat_server.script(json_reply((sentence, [n]), ("The moon is made of green cheese.", [n])))
+
+    with TestClient(create_app(service.settings, service=service)) as http:
+        client = OpenAI(base_url=f"{http.base_url}/v1", api_key="unused", http_client=http, max_retries=0)
+        chunks = list(client.chat.completions.create(model="rag", stream=True,
+                                                     messages=[{"role": "user", "content": QUESTION}]))
+    reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert "green cheese" in reasoning and sentence in reasoning  # the draft, live
+    assert "cheese" not in content and sentence[:-1] in content  # the verified answer only
+    first_content = next(i for i, c in enumerate(chunks) if c.choices[0].delta.content)
+    last_reasoning = max(i for i, c in enumerate(chunks) if (c.choices[0].delta.model_extra or {}).get("reasoning_content"))
+    assert last_reasoning < first_content
+    assert chunks[-1].model_extra["citations"] and chunks[-1].model_extra["fallback"] is None
