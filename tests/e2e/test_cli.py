@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from rag.settings import BUNDLED_CORPUS
+from rag.settings import BUNDLED_CORPUS, get_settings
 
 runner = CliRunner()
 
@@ -106,3 +106,30 @@ def test_ingest_other_folder_keeps_bundled_documents(tmp_path):
     shutil.rmtree(extra)
     extra.mkdir()
     assert "removed 1" in runner.invoke(app, ["ingest", "-q", str(extra)]).output
+
+
+def test_ask_with_a_chat_model_that_is_down_answers_extractively_and_says_why(monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAG_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
+    runner.invoke(app, ["ingest", "-q"])
+    result = runner.invoke(app, ["ask", "--mode", "openai", "Who met Xu Qiliang in Beijing in 2018?"])
+    assert result.exit_code == 0, result.output
+    assert "Mattis" in result.output and "Sources:" in result.output
+    assert re.search(r"^\(answered extractively: the openai model failed: chat model unreachable", result.output,
+                     re.MULTILINE)
+    monkeypatch.setenv("RAG_LLM_FALLBACK", "false")
+    get_settings.cache_clear()  # the CLI reads the environment once per process
+    strict = runner.invoke(app, ["ask", "--mode", "openai", "Who met Xu Qiliang in Beijing in 2018?"])
+    assert strict.exit_code == 5 and "chat model unreachable" in strict.output
+
+
+def test_llm_serve_names_what_to_install_or_fix():
+    result = runner.invoke(app, ["llm", "serve", "--model", "7b"])
+    assert result.exit_code == 2 and "unknown local model '7b'" in result.output
+    result = runner.invoke(app, ["llm", "serve", "--model", "0.5b", "--threads", "-1"])
+    assert result.exit_code == 2 and "threads" in result.output
