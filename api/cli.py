@@ -12,22 +12,16 @@ from typing import Optional
 
 import typer
 
-from rag.errors import (IndexEmptyError, IndexMismatchError, InvalidInputError, RagError, StoreUnavailableError,
-                        UpstreamError)
+from api.outcomes import outcome_for
+from rag.errors import RagError
 from rag.settings import get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Question answering with every sentence cited to its source passage.")
 
-EXIT_CODES: list[tuple[type[RagError], int]] = [
-    (InvalidInputError, 2), (IndexEmptyError, 3), (IndexMismatchError, 3), (StoreUnavailableError, 4),
-    (UpstreamError, 5),
-]
-
-
 def _fail(exc: RagError) -> None:
     typer.echo(f"error: {exc.message}", err=True)
-    raise typer.Exit(next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1))
+    raise typer.Exit(outcome_for(exc).exit_code)
 
 
 def _service():

@@ -10,19 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import (IndexEmptyError, IndexMismatchError, InvalidInputError, LocalModelError, NotFoundError,
-                        RagError, StoreUnavailableError, UpstreamError, UpstreamTimeoutError)
+from api.outcomes import outcome_for
+from rag.errors import RagError
 
-STATUS: list[tuple[type[RagError], int]] = [
-    (InvalidInputError, 400),
-    (NotFoundError, 404),
-    (IndexEmptyError, 409),
-    (IndexMismatchError, 409),
-    (StoreUnavailableError, 503),
-    (UpstreamTimeoutError, 504),
-    (LocalModelError, 503),
-    (UpstreamError, 502),
-]
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -30,8 +20,9 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 
 def status_for(exc: RagError, extra: dict[type[RagError], int] | None = None) -> int:
-    table = list((extra or {}).items()) + STATUS
-    return next((status for kind, status in table if isinstance(exc, kind)), 500)
+    """The HTTP status of a domain error (``extra``: edge-only errors, checked first)."""
+    return next((status for kind, status in (extra or {}).items() if isinstance(exc, kind)),
+                outcome_for(exc).http_status)
 
 
 def install_error_handlers(app: FastAPI, extra: dict[type[RagError], int] | None = None) -> None:

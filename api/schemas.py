@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.settings import AnswerMode
+from rag.settings import MAX_TOP_K, AnswerMode
 from rag.types import Citation, Hit
 
 
@@ -14,7 +14,7 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(..., description="The question, in plain words.")
-    top_k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve (default from settings).")
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Passages to retrieve (default from settings).")
     mode: AnswerMode | None = Field(None, description="Answer mode (default from settings).")
 
 
@@ -78,7 +78,7 @@ class ChatCompletionRequest(BaseModel):
     model: str = "rag-cited"
     messages: list[ChatMessage] = Field(..., min_length=1)
     stream: bool = False
-    top_k: int | None = Field(None, ge=1, le=50)
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
     mode: AnswerMode | None = None
 
 

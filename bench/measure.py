@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import subprocess
@@ -14,14 +13,11 @@ from typing import Iterator
 
 import httpx
 
+from eval.metrics import percentile
 from rag.settings import REPO_ROOT
 
 
-def pct(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+pct = percentile  # one nearest-rank percentile for the benchmarks and the evaluation
 
 
 def warm_latency(call, items: list) -> dict:

@@ -14,7 +14,7 @@ from rag.answering import Answerer, Draft, StreamingAnswerer
 from rag.citations import verify
 from rag.errors import IndexEmptyError, InvalidInputError, UpstreamError
 from rag.retrieval import HybridRetriever, Retrieval
-from rag.settings import Settings
+from rag.settings import MAX_TOP_K, Settings
 from rag.support import SupportChecker
 from rag.types import REFUSAL, Answer, Hit, Timings
 
@@ -106,8 +106,8 @@ class AskPipeline:
     def _start(self, question: str, top_k: int | None, mode: str | None, live: bool) -> Iterator[Event]:
         started = time.perf_counter()
         question = validate_question(question, self.settings.max_question_chars)
-        if top_k is not None and not 1 <= top_k <= 50:
-            raise InvalidInputError("top_k must be between 1 and 50", field="top_k")
+        if top_k is not None and not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInputError(f"top_k must be between 1 and {MAX_TOP_K}", field="top_k")
         mode = mode or self.settings.answer.mode
         answerer = self.answerer(mode)
         if self.is_empty():

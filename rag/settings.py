@@ -46,8 +46,11 @@ class ChunkSettings(_Group):
     overlap: int = Field(1, ge=0, le=5, description="Sentences repeated between neighbouring chunks.")
 
 
+MAX_TOP_K = 50  # the most passages one question may retrieve (settings, API requests and the pipeline)
+
+
 class RetrieveSettings(_Group):
-    top_k: int = Field(6, ge=1, le=50, description="Passages handed to the answerer.")
+    top_k: int = Field(6, ge=1, le=MAX_TOP_K, description="Passages handed to the answerer.")
     candidates: int = Field(30, ge=1, le=500, description="Candidates taken from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(0.5, ge=0, description="Weight of the dense (Chroma) ranking in fusion.")

@@ -1,4 +1,6 @@
-"""Shared test helpers: ports and child processes that announce where they listen."""
+"""The shared test kit: loopback ports, a clean environment, child processes that announce themselves,
+and a real ``chroma run`` server. Importable from any test module (``tests/`` is on ``sys.path`` because
+it holds the root ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,36 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Callable
+
+import pytest
 
 from rag.settings import REPO_ROOT
+
+#: Variables that could point a test at a real server or model: every ``RAG_*`` one and the OpenAI client's own.
+PROVIDER_VARIABLES = ("OPENAI_API_KEY", "OPENAI_BASE_URL")
+CHROMA = Path(sys.executable).parent / "chroma"
+
+
+def is_configuration(name: str) -> bool:
+    return name.upper().startswith("RAG_") or name in PROVIDER_VARIABLES
+
+
+def clear_env(mp: pytest.MonkeyPatch) -> None:
+    """Remove this shell's configuration from the test process; models load offline."""
+    for name in list(os.environ):
+        if is_configuration(name):
+            mp.delenv(name, raising=False)
+    mp.setenv("HF_HUB_OFFLINE", "1")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without configuration, for a child process, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not is_configuration(k)}
+    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
+    return env
 
 
 def free_port() -> int:
@@ -19,40 +48,51 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without RAG_ or OpenAI settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RAG_") and k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
-    return env
-
-
 def rag_command(*args: str) -> list[str]:
     """The ``rag`` CLI run by this interpreter."""
     return [sys.executable, "-m", "api.cli", *args]
 
 
-class ChildProcess:
-    """A child started with its output in a log file; ``wait_for_line`` reads until a line matches."""
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
-    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
+
+class ChildProcess:
+    """A child started with its output in a log file, waited for by a line it prints or a URL it serves."""
+
+    def __init__(self, command: list[str], env: dict[str, str] | None, log_path: Path) -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
 
     def log_tail(self, n: int = 4000) -> str:
         return self.log_path.read_bytes()[-n:].decode(errors="replace")
 
-    def wait_for_line(self, prefix: str, timeout: float) -> str:
+    def wait_until(self, ready: Callable[[], object], timeout: float, what: str) -> object:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.log_path.read_text(errors="replace").splitlines():
-                if line.startswith(prefix):
-                    return line.strip()
+            if result := ready():
+                return result
             if self.proc.poll() is not None:
-                raise AssertionError(f"exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise AssertionError(f"exited with {self.proc.returncode} before {what}:\n{self.log_tail()}")
             time.sleep(0.1)
-        raise AssertionError(f"no line starting {prefix!r} within {timeout} s:\n{self.log_tail()}")
+        self.stop()
+        raise AssertionError(f"not {what} within {timeout} s:\n{self.log_tail()}")
+
+    def wait_for_line(self, prefix: str, timeout: float) -> str:
+        def line() -> str | None:
+            return next((ln.strip() for ln in self.log_path.read_text(errors="replace").splitlines()
+                         if ln.startswith(prefix)), None)
+
+        return str(self.wait_until(line, timeout, f"printing a line starting {prefix!r}"))
+
+    def wait_for_url(self, url: str, timeout: float) -> None:
+        self.wait_until(lambda: http_ok(url), timeout, f"answering 200 at {url}")
 
     def stop(self, kill: bool = False) -> None:
         if self.proc.poll() is None:
@@ -62,4 +102,29 @@ class ChildProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
+
+
+class ChromaServer:
+    """A real ``chroma run`` on a loopback port, started and stopped by a test."""
+
+    def __init__(self, path: Path, log: Path, port: int | None = None) -> None:
+        self.path, self.log, self.port = path, log, port or free_port()
+        self.child: ChildProcess | None = None
+
+    @property
+    def heartbeat(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v2/heartbeat"
+
+    def start(self, timeout: float = 60.0) -> "ChromaServer":
+        assert CHROMA.exists(), f"chroma CLI not found at {CHROMA}"
+        self.child = ChildProcess([str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1",
+                                   "--port", str(self.port)], None, self.log)
+        self.child.wait_for_url(self.heartbeat, timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+            self.child = None

@@ -4,7 +4,6 @@ lifespan (start-up ingests the bundled corpus), and small helpers."""
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack
 from typing import Callable, Iterator
 
@@ -12,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from apiutil import make_settings
+from kit import clear_env
 from api.app import create_app
 from rag.settings import Settings
 
@@ -20,10 +20,7 @@ from rag.settings import Settings
 def module_env() -> Iterator[None]:
     """What tests/conftest.py does per test, for module-scoped apps (built before it runs)."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("RAG_") or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-                mp.delenv(name, raising=False)
-        mp.setenv("HF_HUB_OFFLINE", "1")
+        clear_env(mp)
         yield
 
 

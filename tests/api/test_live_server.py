@@ -8,9 +8,7 @@ nothing is asserted about them.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from kit import clean_env, free_port
 
 from rag.settings import REPO_ROOT
 
@@ -31,19 +30,11 @@ READY_TIMEOUT_S = 120
 ASK_Q = "Which US defense secretary met Xu Qiliang in Beijing in 2018?"  # answered, one cited sentence
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, data_dir: Path, log_path: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("RAG_") and k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-        env.update(RAG_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+        env = clean_env(RAG_DATA_DIR=str(data_dir))
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.started = time.perf_counter()
@@ -249,30 +240,6 @@ def test_fifty_concurrent_asks(http, server):
 
 
 # ---- (c) measured latency ------------------------------------------------------------------------
-
-
-def test_sequential_warm_latency(http):
-    questions = [json.loads(line)["question"] for line in GOLD_DEV.read_text().splitlines() if line.strip()]
-    for q in questions[:3]:  # warm
-        http.post("/v1/ask", json={"question": q})
-    latencies, server_totals = [], []
-    for i in range(100):
-        q = questions[i % len(questions)]
-        started = time.perf_counter()
-        r = http.post("/v1/ask", json={"question": q})
-        latencies.append((time.perf_counter() - started) * 1000)
-        assert r.status_code == 200
-        server_totals.append(r.json()["timings_ms"]["total"])
-    latencies.sort()
-    server_totals.sort()
-
-    def pct(values, p):
-        return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
-
-    print(f"\nMEASURED: 100 sequential warm /v1/ask over {len(questions)} gold_dev questions: "
-          f"p50 {pct(latencies, 50):.1f} ms, p95 {pct(latencies, 95):.1f} ms, max {latencies[-1]:.1f} ms "
-          f"(client-side); server timings_ms.total p50 {pct(server_totals, 50):.1f} ms, "
-          f"p95 {pct(server_totals, 95):.1f} ms")
 
 
 def test_metrics_saw_the_traffic(http):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 
 import pytest
-
 from apiutil import assert_envelope, make_settings
+from kit import free_port
 from rag.citations import parse_cited_sentences
 from rag.types import REFUSAL
 
@@ -180,9 +179,7 @@ def test_non_json_body_is_an_http_error_not_a_stream(shared):
 
 @pytest.fixture()
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed when the socket is: nothing listens there
+    return free_port()  # nothing listens there
 
 
 @pytest.fixture()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import httpx
 import pytest
 from apiutil import assert_envelope, make_settings
 from fastapi.testclient import TestClient
+from kit import ChromaServer
 
 from api.app import create_app
 
@@ -51,35 +47,17 @@ def test_a_chat_server_slower_than_the_timeout_is_504(tmp_path, hanging_llm):
         assert "timed out" in error["message"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_a_chroma_server_that_goes_away_is_503_and_ready_says_so(tmp_path):
-    port = _free_port()
-    chroma = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--path", str(tmp_path / "chroma"),
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    chroma = ChromaServer(tmp_path / "chroma", tmp_path / "chroma.log").start()
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
         settings = make_settings(tmp_path / "data")
-        settings.chroma.host, settings.chroma.port = "127.0.0.1", port
+        settings.chroma.host, settings.chroma.port = "127.0.0.1", chroma.port
         with TestClient(create_app(settings)) as client:
             assert client.post("/v1/ask", json={"question": QUESTION}).status_code == 200
-            chroma.terminate()
-            chroma.wait(timeout=20)
+            chroma.stop()
             assert_envelope(client.post("/v1/ask", json={"question": QUESTION}), 503, "store_unavailable")
             assert_envelope(client.get("/readyz"), 503, "store_unavailable")
             assert client.get("/healthz").status_code == 200  # the process itself is fine
     finally:
-        if chroma.poll() is None:
-            chroma.kill()
+        chroma.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kit import clean_env, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -60,12 +60,6 @@ def _require_browser():
     pytest.skip(f"browser tests need Chromium: {reason}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     url: str
@@ -81,12 +75,10 @@ class Server:
 
 
 def _start_server(folder: Path, api_key: str | None = None, **settings: str) -> Server:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RAG_") and k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(RAG_DATA_DIR=str(folder / "data"), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **settings)
+    env = clean_env(RAG_DATA_DIR=str(folder / "data"), **settings)
     if api_key:
         env["RAG_API_KEY"] = api_key
-    port = _free_port()
+    port = free_port()
     log = folder / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -147,7 +139,7 @@ def keyed_server(browser, tmp_path_factory, request):
 def model_down_server(browser, tmp_path_factory, request):
     """Written answers from a chat model that is not there: every answer falls back to the extractive one."""
     srv = _start_server(tmp_path_factory.mktemp("ui-server-model-down"), RAG_ANSWER_MODE="openai",
-                        RAG_LLM_BASE_URL=f"http://127.0.0.1:{_free_port()}/v1", RAG_LLM_MAX_RETRIES="0")
+                        RAG_LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1", RAG_LLM_MAX_RETRIES="0")
     request.addfinalizer(lambda: _stop(srv.process))
     return srv
 

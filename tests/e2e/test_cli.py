@@ -9,6 +9,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from kit import free_port
 from api.cli import app
 from rag.settings import BUNDLED_CORPUS, get_settings
 
@@ -109,12 +110,7 @@ def test_ingest_other_folder_keeps_bundled_documents(tmp_path):
 
 
 def test_ask_with_a_chat_model_that_is_down_answers_extractively_and_says_why(monkeypatch):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    monkeypatch.setenv("RAG_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("RAG_LLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
     monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
     runner.invoke(app, ["ingest", "-q"])
     result = runner.invoke(app, ["ask", "--mode", "openai", "Who met Xu Qiliang in Beijing in 2018?"])

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 
 import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from kit import clear_env
 from rag.settings import REPO_ROOT, get_settings
 
 pytestmark = pytest.mark.slow
@@ -48,11 +48,8 @@ def run(tmp_path_factory):
     """One ``rag eval`` run (product and baseline) over a fresh store in a temporary directory."""
     out = tmp_path_factory.mktemp("eval-out")
     with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("RAG_") or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-                mp.delenv(name, raising=False)
+        clear_env(mp)
         mp.setenv("RAG_DATA_DIR", str(tmp_path_factory.mktemp("eval-data")))
-        mp.setenv("HF_HUB_OFFLINE", "1")
         get_settings.cache_clear()
         try:
             args = ["eval", "--gold", str(DEV_SET), "--json-out", str(out / "out.json"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from kit import clear_env
 from eval.gold import GoldSetError
 from eval.report import SELF_JUDGED, metric_rows, render_report
 from eval.suite import LOWER_IS_BETTER, metric_value, parse_gate, run_suite, unmet_gates
@@ -46,10 +46,7 @@ def hash_settings(data_dir: Path) -> Settings:
 def suite(tmp_path_factory):
     """One service over an empty store in a temporary directory, evaluated with and without the baseline."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("RAG_") or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-                mp.delenv(name, raising=False)
-        mp.setenv("HF_HUB_OFFLINE", "1")
+        clear_env(mp)
         service = RagService(hash_settings(tmp_path_factory.mktemp("eval-data")))
         try:
             assert service.docstore.document_count() == 0

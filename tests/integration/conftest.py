@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import pytest
 from pydantic import PrivateAttr
 
+from kit import clear_env
 from rag.embeddings import HashEmbedding
 from rag.service import RagService
 from rag.settings import BUNDLED_CORPUS, Settings
@@ -61,11 +62,7 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
     ``RAG_*`` variables of the calling shell are cleared so they cannot point
     the tests at a real Chroma server or chat model.
     """
-    import os
-
-    for name in list(os.environ):
-        if name.upper().startswith("RAG_"):
-            monkeypatch.delenv(name)
+    clear_env(monkeypatch)  # also drops the fast tier's confidence threshold: these tests use the model's
 
     def make(**overrides) -> Settings:
         overrides.setdefault("data_dir", tmp_path / "data")

@@ -3,71 +3,20 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from kit import ChromaServer, free_port
 from rag.embeddings import HashEmbedding
 from rag.errors import StoreUnavailableError
 
-CHROMA = Path(sys.executable).parent / "chroma"
 QUESTION = "Who proposed a phone call with the Chinese defense minister?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def heartbeat_ok(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-class ChromaServer:
-    def __init__(self, path: Path, port: int, log: Path) -> None:
-        self.path, self.port, self.log = path, port, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30.0) -> "ChromaServer":
-        assert CHROMA.exists(), f"chroma CLI not found at {CHROMA}"
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"chroma exited with {self.proc.returncode}:\n{self.log.read_text()[-2000:]}")
-            if heartbeat_ok(self.port):
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"chroma did not answer within {timeout} s:\n{self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
 
 
 @pytest.fixture
 def chroma_server(tmp_path, request):
-    server = ChromaServer(tmp_path / "chroma-server", free_port(), tmp_path / "chroma.log")
+    server = ChromaServer(tmp_path / "chroma-server", tmp_path / "chroma.log")
     request.addfinalizer(server.stop)
     return server.start()
 

@@ -12,7 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kit import ChildProcess, clean_env, free_port, rag_command
@@ -183,13 +182,7 @@ def test_official_openai_client_against_our_endpoint_served_by_the_local_mode(se
                        clean_env(RAG_DATA_DIR=str(data_dir), RAG_ANSWER_MODE="local", RAG_LLM_FALLBACK="false",
                                  **MODEL_ENV), tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+        app.wait_for_url(f"http://127.0.0.1:{port}/readyz", timeout=180)
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", timeout=300, max_retries=0)
         reply = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": ANSWERED}])
         extra = reply.model_extra or {}

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from kit import free_port
 from rag.errors import UpstreamError, UpstreamTimeoutError
 from rag.text import sentence_spans
 from rag.types import REFUSAL
@@ -468,11 +469,7 @@ def test_slow_server_raises_upstream_timeout(openai_service, chat_server):
 
 
 def test_unreachable_server_raises_upstream_error_or_falls_back(make_settings, make_service, corpus_dir):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     settings = make_settings()
     settings.answer.mode = "openai"
     settings.llm.base_url = f"http://127.0.0.1:{port}/v1"

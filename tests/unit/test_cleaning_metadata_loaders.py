@@ -194,7 +194,8 @@ def test_load_html_drops_chrome_and_keeps_article(tmp_path):
     for junk in ("SCRIPTTEXT", "NAVTEXT", "HEADERTEXT", "FOOTERTEXT", "color:red", "<p>"):
         assert junk not in doc.text
     # block elements become separate lines
-    assert doc.text.split("\n").index("First paragraph text is here.") >= 0
+    lines = [line.strip() for line in doc.text.split("\n")]
+    assert "First paragraph text is here." in lines and "Second bold paragraph with a link." in lines
 
 
 def test_load_html_title_tag_when_no_h1(tmp_path):
