@@ -33,6 +33,7 @@ def hanging_llm():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
+    server.server_close()
 
 
 def test_a_chat_server_slower_than_the_timeout_is_504(tmp_path, hanging_llm):
