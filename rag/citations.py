@@ -33,7 +33,7 @@ class Verified:
 
     @property
     def text(self) -> str:
-        return " ".join(render_sentence(s.text, s.citations) for s in self.sentences)
+        return "".join(rendered_pieces([(s.text, s.citations) for s in self.sentences]))
 
 
 def _numbers(marker_body: str) -> list[int]:
@@ -63,6 +63,12 @@ def parse_cited_sentences(answer: str) -> list[CitedSentence]:
     return out
 
 
+def rendered_pieces(sentences: list[tuple[str, list[int]]]) -> list[str]:
+    """Each sentence rendered with its markers, the ones after the first led by a space: joined, the answer
+    text; one by one, the pieces a stream sends."""
+    return [("" if i == 0 else " ") + render_sentence(text, numbers) for i, (text, numbers) in enumerate(sentences)]
+
+
 def render_sentence(text: str, numbers: list[int]) -> str:
     """``text [1][2].``: markers before a plain final period, else after the text.
 
@@ -80,6 +86,12 @@ def render_sentence(text: str, numbers: list[int]) -> str:
 
 
 def verify(answer: str, hits: list[Hit], checker: SupportChecker, reattribute: bool = False) -> Verified:
+    """:func:`verify_sentences` of ``[n]``-marked text."""
+    return verify_sentences(parse_cited_sentences(answer), hits, checker, reattribute)
+
+
+def verify_sentences(drafted: list[CitedSentence], hits: list[Hit], checker: SupportChecker,
+                     reattribute: bool = False) -> Verified:
     """Keep only markers that point at a retrieved passage supporting their sentence.
 
     With ``reattribute`` (a written answer), a sentence none of whose markers holds is cited to the first
@@ -90,7 +102,7 @@ def verify(answer: str, hits: list[Hit], checker: SupportChecker, reattribute: b
     citations: list[Citation] = []
     number_of: dict[tuple[str, int, int], int] = {}  # (doc_id, start, end): one number per distinct quote
     dropped = 0
-    for cited in parse_cited_sentences(answer):
+    for cited in drafted:
         kept: list[int] = []
         supported: list[tuple[Hit, Support]] = []
         for marker in cited.markers:

@@ -4,14 +4,13 @@ Answer, whole or as a stream of events."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Generator, Iterator, Union
 
 from rag.answerability import Assessment, Assessor
 from rag.answering import Answerer, Draft, StreamingAnswerer
-from rag.citations import verify
+from rag.citations import verify_sentences
 from rag.errors import IndexEmptyError, InvalidInputError, UpstreamError
 from rag.retrieval import HybridRetriever, Retrieval
 from rag.settings import MAX_TOP_K, Settings
@@ -122,7 +121,7 @@ class AskPipeline:
         assessment = self.assessor.assess(question, retrieval)  # timed with the draft: it decides whether to answer
         fallback = None
         if self.gated(mode) and not assessment.answers(self.min_confidence):
-            draft = Draft("", retrieval.hits)
+            draft = Draft([], retrieval.hits)
         else:
             try:
                 draft = yield from self._draft(question, retrieval, assessment, answerer, live)
@@ -133,7 +132,7 @@ class AskPipeline:
                 fallback, mode = f"the {mode} model failed: {exc.message}", "extractive"
                 draft = yield from self._draft(question, retrieval, assessment, self.answerer(mode), live)
         drafted = time.perf_counter()
-        verified = verify(draft.text, draft.hits, self.checker, reattribute=mode != "extractive")
+        verified = verify_sentences(draft.sentences, draft.hits, self.checker, reattribute=mode != "extractive")
         verified_at = time.perf_counter()
 
         timings = Timings(retrieve=_ms(retrieved - started), generate=_ms(drafted - retrieved),
@@ -160,11 +159,6 @@ class AskPipeline:
                     return done.value
                 yield DeltaEvent(piece)
         draft = answerer.draft(question, retrieval, assessment)
-        for piece in stream_pieces(draft.text):
+        for piece in draft.pieces():
             yield DeltaEvent(piece)
         return draft
-
-
-def stream_pieces(text: str) -> list[str]:
-    """A finished draft cut where its sentences end, for streaming."""
-    return [piece for piece in re.split(r"(?<=[.!?\]])(?= )", text) if piece]

@@ -32,7 +32,8 @@ from api.schemas import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatR
 from api.sse import sse
 from rag.conversation import standalone_question
 from rag.errors import InvalidInputError, RagError
-from rag.pipeline import AnswerEvent, DeltaEvent, Event, stream_pieces
+from rag.citations import rendered_pieces
+from rag.pipeline import AnswerEvent, DeltaEvent, Event
 from rag.types import Answer
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -103,7 +104,8 @@ def _chunks(completion_id: str, created: int, model: str, events: Iterator[Event
         return
     assert answer is not None  # the pipeline's last event
     metrics.observe_answer(answer.timings_ms)
-    for piece in stream_pieces(answer.answer):
+    pieces = rendered_pieces([(s.text, s.citations) for s in answer.sentences]) if answer.answerable else [answer.answer]
+    for piece in pieces:
         yield chunk({"content": piece})
     citations = [c.model_dump() for c in answer.citations]
     yield chunk({}, "stop", citations=citations, confidence=answer.confidence, fallback=answer.fallback)

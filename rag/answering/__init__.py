@@ -1,5 +1,7 @@
 """Answer drafting: each answerer turns a question and its retrieved passages
-into ``[n]``-marked text. Verification (``rag.citations``) runs after every one."""
+into sentences, each with the numbers of the passages it claims as sources.
+Verification (``rag.citations``) runs after every one on that structure; only
+a chat model's free text is parsed for its ``[n]`` markers."""
 
 from __future__ import annotations
 
@@ -7,14 +9,28 @@ from dataclasses import dataclass
 from typing import Generator, Protocol, runtime_checkable
 
 from rag.answerability import Assessment
+from rag.citations import CitedSentence, parse_cited_sentences, rendered_pieces
 from rag.retrieval import Retrieval
 from rag.types import Hit
 
 
 @dataclass
 class Draft:
-    text: str  # "" means: nothing in the sources answers this
-    hits: list[Hit]  # the passages the [n] markers number (1-based)
+    sentences: list[CitedSentence]  # none means: nothing in the sources answers this
+    hits: list[Hit]  # the passages the sentences' numbers point at (1-based)
+
+    @classmethod
+    def of_text(cls, text: str, hits: list[Hit]) -> "Draft":
+        """A draft written as ``[n]``-marked text."""
+        return cls(parse_cited_sentences(text), hits)
+
+    def pieces(self) -> list[str]:
+        """The draft as ``[n]``-marked text, sentence by sentence (for streaming)."""
+        return rendered_pieces([(s.text, s.markers) for s in self.sentences])
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces())
 
 
 class Answerer(Protocol):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from rag.answerability import Assessment, Candidate, question_asks_cause
 from rag.answering import Draft
-from rag.citations import render_sentence
+from rag.citations import CitedSentence
 from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors
 from rag.settings import AnswerSettings
@@ -79,7 +79,7 @@ class ExtractiveAnswerer:
 
     def draft(self, question: str, retrieval: Retrieval, assessment: Assessment | None = None) -> Draft:
         if assessment is None or not assessment.candidates:
-            return Draft("", retrieval.hits)
+            return Draft([], retrieval.hits)
         chosen = self.select(question, assessment.candidates)
-        return Draft(" ".join(render_sentence(c.text, [c.hit_index + 1]) for c in chosen), retrieval.hits)
+        return Draft([CitedSentence(c.text, [c.hit_index + 1]) for c in chosen], retrieval.hits)
 

@@ -19,7 +19,7 @@ from typing import Any, Generator, Iterator
 from rag.answerability import Assessment
 from rag.answering import Draft
 from rag.answering.evidence import sentence_evidence
-from rag.answering.structured import MarkerRenumberer, StreamRenderer, reply_text, response_format
+from rag.answering.structured import MarkerRenumberer, StreamRenderer, reply_sentences, response_format
 from rag.errors import UpstreamError, UpstreamTimeoutError
 from rag.retrieval import Retrieval
 from rag.settings import LLMSettings
@@ -89,18 +89,18 @@ class OpenAIChatAnswerer:
 
     def draft(self, question: str, retrieval: Retrieval, assessment: Assessment | None = None) -> Draft:
         if not retrieval.hits:
-            return Draft("", retrieval.hits)
+            return Draft([], retrieval.hits)
         hits = self.evidence(retrieval, assessment)
         response = self._create(question, hits, stream=False)
         if not response.choices:
             raise UpstreamError("chat model returned no choices", model=self.model)
-        return Draft(reply_text(response.choices[0].message.content or ""), hits)
+        return Draft(reply_sentences(response.choices[0].message.content or ""), hits)
 
     def draft_stream(self, question: str, retrieval: Retrieval,
                      assessment: Assessment | None = None) -> Generator[str, None, Draft]:
         """The model's answer as it is generated (readable text even when it writes JSON); returns the draft."""
         if not retrieval.hits:
-            return Draft("", retrieval.hits)
+            return Draft([], retrieval.hits)
         hits = self.evidence(retrieval, assessment)
         numbers = passage_numbers(hits, retrieval.hits)  # live text names passages as the sources event does
         pieces: list[str] = []
@@ -122,7 +122,7 @@ class OpenAIChatAnswerer:
                 raise UpstreamError("chat model returned no choices", model=self.model)
         if isinstance(renderer, MarkerRenumberer) and (rest := renderer.flush()):
             yield rest
-        return Draft(reply_text("".join(pieces)), hits)
+        return Draft(reply_sentences("".join(pieces)), hits)
 
     def _create(self, question: str, hits: list[Hit], stream: bool) -> Any:
         """One chat completion; in ``auto`` output, a schema the server rejects means text from now on."""

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rag.citations import render_sentence
+from rag.citations import CitedSentence, parse_cited_sentences
 
 MAX_SENTENCES = 4
 MAX_SOURCES_PER_SENTENCE = 3
@@ -55,11 +55,11 @@ class StructuredReply:
     answerable: bool
     sentences: list[tuple[str, list[int]]]
 
-    def as_text(self) -> str:
-        """``[n]``-marked text for verification; empty (a refusal) when the model says the passages do not answer."""
+    def cited(self) -> list[CitedSentence]:
+        """The sentences to verify; none (a refusal) when the model says the passages do not answer."""
         if not self.answerable:
-            return ""
-        return " ".join(render_sentence(_clean(text), numbers) for text, numbers in self.sentences if _clean(text))
+            return []
+        return [CitedSentence(_clean(text), numbers) for text, numbers in self.sentences if _clean(text)]
 
 
 def parse_reply(content: str) -> StructuredReply | None:
@@ -79,10 +79,10 @@ def parse_reply(content: str) -> StructuredReply | None:
     return StructuredReply(bool(data.get("answerable", bool(sentences))), sentences)
 
 
-def reply_text(content: str) -> str:
-    """Any reply as ``[n]``-marked text: JSON rendered, anything else as it came."""
+def reply_sentences(content: str) -> list[CitedSentence]:
+    """Any reply as sentences with their source numbers: the JSON's, or those of ``[n]``-marked text."""
     parsed = parse_reply(content)
-    return content if parsed is None else parsed.as_text()
+    return parse_cited_sentences(content) if parsed is None else parsed.cited()
 
 
 def _clean(text: str) -> str:

@@ -56,8 +56,9 @@ class ScriptedChatServer:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                     return
+                request = json.loads(body)  # this request's own, whatever the next test scripts meanwhile
                 with server.lock:
-                    server.requests.append(json.loads(body))
+                    server.requests.append(request)
                     server.headers.append({k.lower(): v for k, v in self.headers.items()})
                     reply = server.replies.popleft() if server.replies else Reply(
                         status=500, content="test did not script a reply")
@@ -66,13 +67,13 @@ class ScriptedChatServer:
                 if reply.status != 200:
                     payload = {"error": {"message": reply.content or "scripted failure", "type": "server_error",
                                          "code": None, "param": None}}
-                elif server.requests[-1].get("stream"):
-                    self._send_stream(reply.content or "")
-                    return
                 else:
-                    payload = reply.raw or completion(reply.content, model=server.requests[-1].get("model"))
+                    payload = reply.raw or completion(reply.content, model=request.get("model"))
                 try:
-                    self._send(reply.status, payload, reply.headers)
+                    if reply.status == 200 and request.get("stream"):
+                        self._send_stream(reply.content or "")
+                    else:
+                        self._send(reply.status, payload, reply.headers)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 

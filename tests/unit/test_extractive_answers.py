@@ -107,10 +107,11 @@ def test_draft_marks_each_sentence_with_its_passage(embedder):
     from rag.retrieval import Retrieval
 
     draft = answerer.draft(question, Retrieval(hits=hits, query_embedding=[]), Judged())
-    ((cited),) = parse_cited_sentences(draft.text)
+    ((cited),) = draft.sentences
     assert cited.text.startswith("The national weather office recorded the wettest April")
-    assert cited.text in hits[cited.markers[0] - 1].text
-    assert answerer.draft(question, Retrieval(hits=hits, query_embedding=[]), None).text == ""
+    assert cited.text in hits[cited.markers[0] - 1].text  # the sentence as it stands in its passage
+    assert [(c.text, c.markers) for c in parse_cited_sentences(draft.text)] == [(cited.text, cited.markers)]
+    assert answerer.draft(question, Retrieval(hits=hits, query_embedding=[]), None).sentences == []
 
 
 # ---- pipeline -------------------------------------------------------------------
@@ -167,7 +168,7 @@ class ScriptedChat:
     def draft(self, question, retrieval, assessment=None) -> Draft:
         self.calls += 1
         first = candidates_from(retrieval.hits[:1])[0].text
-        return Draft(f"{first} [1]", retrieval.hits)
+        return Draft.of_text(f"{first} [1]", retrieval.hits)
 
 
 def build_pipeline(tmp_path, embedder, **answer):

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from rag.answering.structured import (MarkerRenumberer, StreamRenderer, answer_schema, parse_reply, reply_text,
-                                      response_format)
-from rag.citations import parse_cited_sentences
+from rag.answering.structured import (MarkerRenumberer, StreamRenderer, answer_schema, parse_reply,
+                                      reply_sentences, response_format)
 
 REPLY = json.dumps({"answerable": True, "sentences": [
     {"text": "The call lasted \"about\" 45 minutes.", "sources": [2, 3]},
@@ -24,17 +23,19 @@ def test_schema_limits_source_numbers_to_the_evidence():
     assert response_format(5)["json_schema"]["schema"] == answer_schema(5)
 
 
-def test_reply_renders_to_marked_text_that_parses_back():
-    text = reply_text(REPLY)
-    cited = parse_cited_sentences(text)
+def test_reply_gives_each_sentence_its_sources_without_parsing_text():
+    cited = reply_sentences(REPLY)
     assert [c.markers for c in cited] == [[2, 3], [1]]
     assert cited[0].text == 'The call lasted "about" 45 minutes.'
-    assert "[9]" not in text  # a marker written inside the text is not a source: ``sources`` says which
+    assert cited[1].text == "It followed Biden's video call."  # a marker inside the text is not a source
+    two = json.dumps({"answerable": True, "sentences": [{"text": "It lasted. It ended.", "sources": [1]}]})
+    assert [(c.text, c.markers) for c in reply_sentences(two)] == [("It lasted. It ended.", [1])]  # kept whole
 
 
 def test_not_answerable_renders_empty_and_plain_text_passes_through():
-    assert reply_text(json.dumps({"answerable": False, "sentences": [{"text": "x", "sources": [1]}]})) == ""
-    assert reply_text("Plain answer [1].") == "Plain answer [1]."
+    assert reply_sentences(json.dumps({"answerable": False, "sentences": [{"text": "x", "sources": [1]}]})) == []
+    assert [(c.text, c.markers) for c in reply_sentences("Plain answer [1]. Another [2][3].")] == [
+        ("Plain answer.", [1]), ("Another.", [2, 3])]
     assert parse_reply("[1, 2]") is None
     assert parse_reply('{"sentences": [{"text": 5, "sources": [1]}, {"text": "ok", "sources": [true, 2]}]}'
                        ).sentences == [("ok", [2])]
