@@ -18,7 +18,7 @@ class AskRequest(BaseModel):
     mode: AnswerMode | None = Field(None, description="Answer mode (default from settings).")
 
 
-class Passage(Hit):
+class SourcePassage(Hit):
     """A retrieved passage as the `sources` stream event shows it; ``n`` numbers the draft's markers."""
 
     n: int

@@ -42,8 +42,7 @@ class System:
 def product_system(service: RagService, mode: str | None = None) -> System:
     def passage(chunk_id: str) -> Hit | None:
         c = service.docstore.get_chunks([chunk_id]).get(chunk_id)
-        return None if c is None else Hit(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, start=c.start,
-                                           end=c.end, text=c.text, score=0.0)
+        return None if c is None else c.as_hit()
 
     return System("rag-cited", service.pipeline.retriever.retrieve,
                   lambda q: service.ask(q, mode=mode), passage)

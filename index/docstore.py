@@ -21,7 +21,7 @@ from typing import Iterable
 from index.chunking import text_hash
 from rag.errors import IndexMismatchError
 from rag.text import STOPWORDS, words
-from rag.types import Chunk
+from rag.types import Chunk, Passage
 
 _SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -70,14 +70,9 @@ class StoredDocument:
     text: str | None = None
 
 
-@dataclass(frozen=True)
-class StoredChunk:
-    chunk_id: str
-    doc_id: str
-    title: str
-    start: int
-    end: int
-    text: str
+class StoredChunk(Passage):
+    """A passage as the docstore holds it, with the hash its embedding is reused by."""
+
     text_hash: str
 
 
@@ -179,7 +174,8 @@ class DocStore:
         rows = self._connect().execute(
             "SELECT c.chunk_id, c.doc_id, d.title, c.start, c.\"end\", substr(d.text, c.start + 1, c.\"end\" - c.start), "
             f"c.text_hash FROM chunks c JOIN documents d ON d.doc_id=c.doc_id WHERE {where}", args)
-        return [StoredChunk(*row) for row in rows]
+        return [StoredChunk(chunk_id=c, doc_id=d, title=t, start=s, end=e, text=x, text_hash=h)
+                for c, d, t, s, e, x, h in rows]
 
     def keyword_search(self, query: str, limit: int) -> list[tuple[str, float]]:
         """BM25 over chunk text: ``(chunk_id, score)`` best first (higher is better).

@@ -159,7 +159,7 @@ class Ingestor:
                 if stored.doc_id not in seen:
                     self.remove(stored.doc_id)
                     report.removed.append(stored.doc_id)
-        self.sweep_orphans()
+        self.reconcile()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -188,10 +188,6 @@ class Ingestor:
             log.warning("%d document(s) lost their vectors; re-embedding them", len(stale))
             self.docstore.mark_stale(stale)
         return len(orphans)
-
-    def sweep_orphans(self) -> int:
-        """Delete vectors the docstore does not know (see :meth:`reconcile`)."""
-        return self.reconcile()
 
     # ---- steps --------------------------------------------------------------
 

@@ -10,32 +10,23 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable, Mapping, Protocol
 
 from llama_index.core.embeddings import BaseEmbedding
 
 from rag.fusion import promote_decisive, reciprocal_rank_fusion
 from rag.settings import RetrieveSettings
-from rag.types import Hit
+from rag.types import Hit, Passage
 
 
 class DenseIndex(Protocol):
     def query(self, embedding: list[float], k: int) -> list[tuple[str, float]]: ...
 
 
-class ChunkRecord(Protocol):
-    chunk_id: str
-    doc_id: str
-    title: str
-    start: int
-    end: int
-    text: str
-
-
 class KeywordIndex(Protocol):
     def keyword_search(self, query: str, limit: int) -> list[tuple[str, float]]: ...
 
-    def get_chunks(self, chunk_ids: Iterable[str]) -> dict[str, ChunkRecord]: ...
+    def get_chunks(self, chunk_ids: Iterable[str]) -> Mapping[str, Passage]: ...
 
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dense-retrieval")
@@ -84,9 +75,7 @@ class HybridRetriever:
             record = records.get(cid)
             if record is None:
                 continue
-            hits.append(Hit(chunk_id=cid, doc_id=record.doc_id, title=record.title, start=record.start,
-                            end=record.end, text=record.text, score=round(score / best_possible, 4),
-                            dense_rank=dense_rank.get(cid), keyword_rank=keyword_rank.get(cid)))
+            hits.append(record.as_hit(round(score / best_possible, 4), dense_rank.get(cid), keyword_rank.get(cid)))
             if len(hits) == top_k:
                 break
         return Retrieval(hits=hits, query_embedding=query_embedding)

@@ -7,6 +7,8 @@ from pydantic import BaseModel, Field
 
 
 class Chunk(BaseModel):
+    """A span of a document's stored text, as chunking cuts it."""
+
     chunk_id: str
     doc_id: str
     start: int
@@ -14,15 +16,19 @@ class Chunk(BaseModel):
     text: str
 
 
-class Hit(BaseModel):
+class Passage(Chunk):
+    """A stored chunk with its document's title: the one record of a passage (``Hit`` adds retrieval scores)."""
+
+    title: str
+
+    def as_hit(self, score: float = 0.0, dense_rank: int | None = None, keyword_rank: int | None = None) -> Hit:
+        return Hit(chunk_id=self.chunk_id, doc_id=self.doc_id, title=self.title, start=self.start, end=self.end,
+                   text=self.text, score=score, dense_rank=dense_rank, keyword_rank=keyword_rank)
+
+
+class Hit(Passage):
     """A retrieved passage (one chunk) with its fused score and ranks."""
 
-    chunk_id: str
-    doc_id: str
-    title: str
-    start: int
-    end: int
-    text: str
     score: float
     dense_rank: int | None = None
     keyword_rank: int | None = None

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import MetricsDep, ServiceDep
 from api.errors import error_body
-from api.schemas import AskRequest, Passage
+from api.schemas import AskRequest, SourcePassage
 from api.sse import sse
 from rag.errors import RagError
 from rag.pipeline import AnswerEvent, DeltaEvent, Event, SourcesEvent
@@ -39,7 +39,7 @@ def _frames(events: Iterator[Event], metrics: MetricsDep) -> Iterator[str]:
     try:
         for event in events:
             if isinstance(event, SourcesEvent):
-                passages = [Passage(n=i, **h.model_dump()).model_dump() for i, h in enumerate(event.hits, 1)]
+                passages = [SourcePassage(n=i, **h.model_dump()).model_dump() for i, h in enumerate(event.hits, 1)]
                 yield sse("sources", {"passages": passages})
             elif isinstance(event, DeltaEvent):
                 yield sse("delta", {"text": event.text})

@@ -276,7 +276,7 @@ def test_sweep_removes_orphans_left_by_a_crash(ingested, corpus_dir, monkeypatch
 
     assert len(report.unchanged) == 5 and report.chunks_written == 0
     assert_stores_agree(service)
-    assert service.ingestor.sweep_orphans() == 0
+    assert service.ingestor.reconcile() == 0
 
 
 def test_reopened_service_sees_the_same_index(ingested, corpus_dir, make_settings, make_service):

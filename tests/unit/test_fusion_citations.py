@@ -11,7 +11,7 @@ from rag.retrieval import HybridRetriever
 from rag.sentence_vectors import SentenceVectors
 from rag.settings import RetrieveSettings, VerifySettings
 from rag.support import SupportChecker, lexical_support, passage_windows
-from rag.types import Hit
+from rag.types import Hit, Passage
 
 # ---- reciprocal_rank_fusion -------------------------------------------------
 
@@ -147,9 +147,8 @@ def test_few_keyword_hits_compare_with_the_last():
     assert decisive_keyword_hits([("a", 9.0), ("b", 0.0)], 3.0) == []
 
 
-class _Record:
-    def __init__(self, chunk_id: str) -> None:
-        self.chunk_id, self.doc_id, self.title, self.start, self.end, self.text = chunk_id, "doc", "", 0, 1, chunk_id
+def _record(chunk_id: str) -> Passage:
+    return Passage(chunk_id=chunk_id, doc_id="doc", title="", start=0, end=1, text=chunk_id)
 
 
 class _Stores:
@@ -167,7 +166,7 @@ class _Stores:
         return self.keyword[:limit]
 
     def get_chunks(self, chunk_ids):
-        return {cid: _Record(cid) for cid in chunk_ids}
+        return {cid: _record(cid) for cid in chunk_ids}
 
 
 @pytest.mark.parametrize("ratio, first", [(None, "exact"), (0.0, "b")])
