@@ -23,7 +23,7 @@ from api.errors import install_error_handlers
 from api.metrics import Metrics, install_metrics
 from api.routes import ask, chat, documents, health
 from api.routes.documents import TooLargeError, UnsupportedMediaError
-from rag.service import RagService
+from index.service import RagService
 from rag.settings import Settings, get_settings
 
 log = logging.getLogger("rag.api")
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = service or await run_in_threadpool(RagService, settings)
-        if svc.docstore.document_count() == 0:
+        if svc.document_count() == 0:
             log.info("empty index: ingesting %s", settings.corpus_dir)
             report = await run_in_threadpool(svc.ingest, settings.corpus_dir)
             log.info("ingested: %s", report.summary())
@@ -73,6 +73,6 @@ def _warm_up(svc: RagService) -> None:
     try:
         svc.ask("warm up", mode="extractive")
         if svc.settings.answer.mode == "local":
-            svc.pipeline.answerer("local").client  # noqa: B018 — assembles the model and starts its server
+            svc.start_answerer("local")  # assembles the model and starts its server
     except Exception as exc:  # an empty or odd index, a missing model must not stop the server from starting
         log.info("warm-up skipped: %s", exc)

@@ -1,4 +1,4 @@
-"""The ``rag`` command: ingest, ask, serve. A thin edge over ``rag.service``:
+"""The ``rag`` command: ingest, ask, serve. A thin edge over ``index.service``:
 domain errors become one-line messages and non-zero exit codes."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _fail(exc: RagError) -> None:
 
 
 def _service():
-    from rag.service import RagService
+    from index.service import RagService
 
     return RagService(get_settings())
 
@@ -40,7 +40,7 @@ def ingest(
     """Load, clean, chunk and embed documents; unchanged files cost nothing."""
     try:
         if reset:
-            from rag.service import reset_index
+            from index.service import reset_index
 
             reset_index(get_settings())
         svc = _service()

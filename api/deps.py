@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.metrics import Metrics
-from rag.service import RagService
+from index.service import RagService
 from rag.settings import Settings
 
 

@@ -15,7 +15,7 @@ import random
 from bench.measure import bench_env, warm_latency
 from bench.synthetic import unique_fact, write_corpus
 from eval.runner import baseline_system
-from rag.service import RagService
+from index.service import RagService
 from index.docstore import DocStore
 from rag.embeddings import OnnxMiniLMEmbedding
 from rag.settings import REPO_ROOT, Settings

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from rag.service import RagService
+from index.service import RagService
 from rag.settings import get_settings
 
 if __name__ == "__main__":

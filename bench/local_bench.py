@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.measure import pct
 from rag.pipeline import AnswerEvent, DeltaEvent
-from rag.service import RagService
+from index.service import RagService
 from rag.settings import REPO_ROOT, Settings
 
 GOLD_DEV = REPO_ROOT / "eval" / "data" / "gold_dev.jsonl"
@@ -26,14 +26,13 @@ GOLD_DEV = REPO_ROOT / "eval" / "data" / "gold_dev.jsonl"
 
 def gated_questions(service: RagService, limit: int) -> list[str]:
     """Answerable dev questions whose confidence passes the gate, in file order."""
-    pipeline = service.pipeline
     out: list[str] = []
     for line in GOLD_DEV.read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
         if not item.get("answerable", True):
             continue
-        retrieval = pipeline.retriever.retrieve(item["question"])
-        if pipeline.assessor.assess(item["question"], retrieval).answers(pipeline.min_confidence):
+        retrieval = service.retrieve(item["question"])
+        if service.assess(item["question"], retrieval).answers(service.min_confidence):
             out.append(item["question"])
         if len(out) == limit:
             break
@@ -44,7 +43,7 @@ def timed_stream(service: RagService, question: str, mode: str) -> dict[str, Any
     started = time.perf_counter()
     first = None
     answer = None
-    for event in service.pipeline.ask_stream(question, mode=mode):
+    for event in service.ask_stream(question, mode=mode):
         if isinstance(event, DeltaEvent) and first is None and event.text.strip():
             first = time.perf_counter() - started
         if isinstance(event, AnswerEvent):

@@ -14,7 +14,7 @@ import httpx
 from bench.measure import pct, serving, warm_latency
 from bench.questions import varied_questions
 from eval.runner import baseline_system
-from rag.service import RagService
+from index.service import RagService
 from rag.settings import Settings
 
 FIRST_QUESTION = "Why did China decline in 2023?"

@@ -68,7 +68,7 @@ class Row:
 
 
 def _service(settings: Settings, data_dir: Path):
-    from rag.service import RagService
+    from index.service import RagService
 
     return RagService(settings.model_copy(update={"data_dir": data_dir}))
 
@@ -114,7 +114,7 @@ def collect(settings: Settings, sets=DEFAULT_SETS, work_dir: Path | None = None,
             swapped = swapped_question(item, service.docstore)
             if swapped is not None:
                 rows += _rows_for(service, set_name, swapped, SWAPPED, False, item.sources[0].doc, top_k)
-        doc_ids = [d.doc_id for d in service.docstore.documents()]
+        doc_ids = [d.doc_id for d in service.documents()]
         service.close()
         for doc_id in tqdm(doc_ids, desc=f"{set_name} held-out articles", disable=not progress, leave=False):
             asked = [i for i in items if i.answerable and i.sources and {s.doc for s in i.sources} == {doc_id}]
@@ -182,7 +182,7 @@ class _index_without:
         self.tmp = Path(tempfile.mkdtemp(prefix="calibrate-"))
         shutil.copytree(self.data_dir, self.tmp / "data")
         self.service = _service(self.settings, self.tmp / "data")
-        self.service.ingestor.remove(self.doc_id)
+        self.service.delete_document(self.doc_id)
         return self.service
 
     def __exit__(self, *exc) -> None:

@@ -8,7 +8,6 @@ the product (``product_system``) and the llama-index baseline
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from tqdm import tqdm
@@ -17,13 +16,8 @@ from eval.baseline import LlamaIndexBaseline
 from eval.gold import GoldItem
 from eval.metrics import (Span, aggregate, answer_scores, calibration, citation_scores, covered_answer, decisions,
                           percentile, retrieval_scores)
-from rag.answerability import Assessor
-from rag.answering.extractive import ExtractiveAnswerer
-from rag.answering.local import LocalModelAnswerer
-from rag.answering.openai_chat import OpenAIChatAnswerer
-from rag.pipeline import AskPipeline
+from index.service import RagService
 from rag.retrieval import Retrieval
-from rag.service import RagService
 from rag.support import SupportChecker
 from rag.types import Answer, Hit
 
@@ -40,29 +34,16 @@ class System:
 
 
 def product_system(service: RagService, mode: str | None = None) -> System:
-    def passage(chunk_id: str) -> Hit | None:
-        c = service.docstore.get_chunks([chunk_id]).get(chunk_id)
-        return None if c is None else c.as_hit()
-
-    return System("rag-cited", service.pipeline.retriever.retrieve,
-                  lambda q: service.ask(q, mode=mode), passage)
+    return System("rag-cited", service.retrieve, lambda q: service.ask(q, mode=mode), service.passage)
 
 
 def baseline_system(service: RagService, mode: str | None = None, over_stored_chunks: bool = False) -> System:
     """The llama-index baseline over the service's documents: its own 256-token chunks (embedded anew),
     or, with ``over_stored_chunks``, a ``VectorStoreIndex`` over the service's Chroma collection."""
-    documents = [(d.doc_id, d.title, service.docstore.document(d.doc_id).text or "")
-                 for d in service.docstore.documents()]
-    baseline = (LlamaIndexBaseline.over_vector_store(documents, service.embedder, service.vectors.store)
+    documents = [(d.doc_id, d.title, service.document(d.doc_id).text or "") for d in service.documents()]
+    baseline = (LlamaIndexBaseline.over_vector_store(documents, service.embedder, service.vector_store)
                 if over_stored_chunks else LlamaIndexBaseline(documents, service.embedder))
-    s = service.settings
-    pipeline = AskPipeline(
-        s, baseline,
-        {"extractive": lambda: ExtractiveAnswerer(s.answer, service.sentence_vectors),
-         "openai": lambda: OpenAIChatAnswerer(s.llm),
-         "local": lambda: LocalModelAnswerer(s.llm, s.local, Path(s.data_dir))},
-        SupportChecker(s.verify, service.sentence_vectors), is_empty=lambda: False,
-        assessor=Assessor(service.sentence_vectors, service.docstore))
+    pipeline = service.build_pipeline(baseline)
     return System("llama-index baseline", baseline.retrieve, lambda q: pipeline.ask(q, mode=mode), baseline.passage)
 
 

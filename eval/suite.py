@@ -17,8 +17,8 @@ from typing import Any
 from eval.gold import load_gold, locate_sources
 from eval.runner import baseline_system, evaluate, product_system
 from index.ingest import IngestReport
-from rag.errors import InvalidInputError
-from rag.service import RagService
+from rag.errors import InvalidInputError, NotFoundError
+from index.service import RagService
 from rag.settings import Settings
 
 #: Metrics where lower is better: a --min gate on them means "at most".
@@ -64,21 +64,23 @@ def service_for_corpus(settings: Settings, corpus_dir: Path, *,
 def run_suite(service: RagService, gold_path: Path, *, baseline: bool = True, mode: str | None = None,
               progress: bool = False) -> dict[str, Any]:
     items = load_gold(gold_path)
-    if service.docstore.document_count() == 0:
+    if service.document_count() == 0:
         service.ingest(progress=progress)
 
     def text_of(doc_id: str) -> str | None:
-        stored = service.docstore.document(doc_id)
-        return stored.text if stored else None
+        try:
+            return service.document(doc_id).text
+        except NotFoundError:
+            return None
 
     problems = locate_sources(items, text_of)
-    checker = service.pipeline.checker
+    checker = service.checker
     s = service.settings
     result: dict[str, Any] = {
         "system": {"name": "rag-cited", "mode": mode or s.answer.mode, "embedder": service.embedder.model_id,
                    "chunk_size": s.chunk.size, "top_k": s.retrieve.top_k, "dense_weight": s.retrieve.dense_weight,
-                   "keyword_weight": s.retrieve.keyword_weight, "documents": service.docstore.document_count(),
-                   "chunks": service.docstore.chunk_count()},
+                   "keyword_weight": s.retrieve.keyword_weight, "documents": service.document_count(),
+                   "chunks": service.chunk_count()},
         "gold": str(gold_path), "gold_problems": problems,
     }
     warm_all = (mode or s.answer.mode) == "extractive"  # a chat model takes seconds per answer: warm once

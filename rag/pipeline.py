@@ -12,7 +12,7 @@ from rag.answerability import Assessment, Assessor
 from rag.answering import Answerer, Draft, StreamingAnswerer
 from rag.citations import verify_sentences
 from rag.errors import IndexEmptyError, InvalidInputError, UpstreamError
-from rag.retrieval import HybridRetriever, Retrieval
+from rag.retrieval import Retrieval, Retriever
 from rag.settings import MAX_TOP_K, Settings
 from rag.support import SupportChecker
 from rag.types import REFUSAL, Answer, Hit, Timings
@@ -57,7 +57,7 @@ def refusal_text(reason: str | None) -> str:
 
 
 class AskPipeline:
-    def __init__(self, settings: Settings, retriever: HybridRetriever, answerers: dict[str, Callable[[], Answerer]],
+    def __init__(self, settings: Settings, retriever: Retriever, answerers: dict[str, Callable[[], Answerer]],
                  checker: SupportChecker, is_empty: Callable[[], bool], assessor: Assessor) -> None:
         self.settings = settings
         self.retriever = retriever

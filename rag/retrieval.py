@@ -2,7 +2,7 @@
 then decisive keyword matches first (``RetrieveSettings.decisive_ratio``).
 
 The retriever depends on three small protocols rather than on the stores, so
-the core does not import ``index/``; ``rag.service`` wires the real ones in.
+the core does not import ``index/``; ``index.service`` wires the real ones in.
 Only chunks the docstore knows are returned (see ``index.ingest``).
 """
 
@@ -21,6 +21,12 @@ from rag.types import Hit, Passage
 
 class DenseIndex(Protocol):
     def query(self, embedding: list[float], k: int) -> list[tuple[str, float]]: ...
+
+
+class Retriever(Protocol):
+    """What the ask pipeline needs of retrieval (the hybrid retriever, or the evaluation's baseline)."""
+
+    def retrieve(self, question: str, top_k: int | None = None) -> Retrieval: ...
 
 
 class KeywordIndex(Protocol):

@@ -30,7 +30,7 @@ def ask(body: AskRequest, svc: ServiceDep, metrics: MetricsDep) -> Answer:
              responses={200: {"content": {"text/event-stream": {}},
                               "description": "events: sources, delta…, answer, done (or error)"}})
 def ask_stream(body: AskRequest, svc: ServiceDep, metrics: MetricsDep) -> StreamingResponse:
-    events = svc.pipeline.ask_stream(body.question, top_k=body.top_k, mode=body.mode)  # bad input raises here
+    events = svc.ask_stream(body.question, top_k=body.top_k, mode=body.mode)  # bad input raises here
     return StreamingResponse(_frames(events, metrics), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -59,7 +59,7 @@ def chat_completions(body: ChatCompletionRequest, svc: ServiceDep, metrics: Metr
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if body.stream:
-        events = svc.pipeline.ask_stream(question, top_k=body.top_k, mode=body.mode)  # bad input raises here
+        events = svc.ask_stream(question, top_k=body.top_k, mode=body.mode)  # bad input raises here
         started = _until_first_output(events)  # a model that fails at once is still an HTTP error
         drafts_live = (body.mode or svc.settings.answer.mode) != "extractive"  # a model's draft, not the answer
         chunks = _chunks(completion_id, created, body.model, itertools.chain(started, events), metrics, drafts_live)

@@ -10,7 +10,7 @@ from api.schemas import Deleted, DocumentInfo, DocumentList, DocumentWithText, U
 from index.docstore import StoredDocument
 from index.loaders import READERS, UnreadableFileError, decode_bytes
 from rag.errors import InvalidInputError, RagError
-from rag.service import upload_name
+from index.service import upload_name
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -30,7 +30,7 @@ def _info(d: StoredDocument) -> dict:
 
 @router.get("", response_model=DocumentList, summary="Every indexed document")
 def list_documents(svc: ServiceDep) -> DocumentList:
-    return DocumentList(documents=[DocumentInfo(**_info(d)) for d in svc.docstore.documents()])
+    return DocumentList(documents=[DocumentInfo(**_info(d)) for d in svc.documents()])
 
 
 @router.get("/{doc_id:path}", response_model=DocumentWithText, summary="One document with its stored text")

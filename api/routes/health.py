@@ -16,12 +16,11 @@ def healthz() -> dict:
 
 @router.get("/readyz", summary="The store is reachable and the index loaded")
 def readyz(svc: ServiceDep) -> dict:
-    svc.vectors.heartbeat()
-    documents = svc.docstore.document_count()
-    return {"status": "ready" if documents else "empty", "documents": documents,
-            "chunks": svc.docstore.chunk_count()}
+    svc.check_store()
+    documents = svc.document_count()
+    return {"status": "ready" if documents else "empty", "documents": documents, "chunks": svc.chunk_count()}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(svc: ServiceDep, registry: MetricsDep) -> Response:
-    return registry.render(svc.docstore.document_count(), svc.docstore.chunk_count())
+    return registry.render(svc.document_count(), svc.chunk_count())

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from apiutil import BUNDLED_IDS, KEY, assert_envelope, make_settings, uploads_listing
-from rag.service import RagService
+from index.service import RagService
 from rag.settings import BUNDLED_CORPUS
 from rag.types import REFUSAL
 

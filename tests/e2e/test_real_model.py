@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.embeddings import OnnxMiniLMEmbedding
-from rag.service import RagService
+from index.service import RagService
 from rag.settings import BUNDLED_CORPUS, REPO_ROOT, Settings
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pydantic import PrivateAttr
 
 from kit import clear_env
 from rag.embeddings import HashEmbedding
-from rag.service import RagService
+from index.service import RagService
 from rag.settings import BUNDLED_CORPUS, Settings
 
 

@@ -123,7 +123,7 @@ def test_server_going_away_raises_store_unavailable(chroma_server, server_settin
 
 
 def test_closed_port_raises_store_unavailable_quickly(make_settings):
-    from rag.service import RagService
+    from index.service import RagService
 
     settings = make_settings()
     settings.chroma.host = "127.0.0.1"

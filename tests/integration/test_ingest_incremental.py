@@ -389,7 +389,7 @@ def test_new_chunk_settings_rechunk_everything_and_reuse_equal_texts(ingested, c
 
 
 def test_other_embedding_model_is_refused_until_reset(ingested, corpus_dir, make_settings, make_service):
-    from rag.service import reset_index
+    from index.service import reset_index
 
     service = ingested
     service.close()

@@ -16,7 +16,7 @@ import pytest
 
 from kit import ChildProcess, clean_env, free_port, rag_command
 from rag.pipeline import AnswerEvent, DeltaEvent, SourcesEvent
-from rag.service import RagService
+from index.service import RagService
 from rag.settings import BUNDLED_CORPUS, Settings
 from rag.support import SupportChecker
 from rag.types import Hit

@@ -1,5 +1,9 @@
-"""The composition root: opens the stores (``index/``) and wires the ask
-pipeline. The CLI, the API and the evaluation all start from here."""
+"""The composition root: opens the stores and wires the ask pipeline, and the
+one facade the edges use. The CLI, the API, the evaluation and the benchmarks
+all start from :class:`RagService` and call its operations (ask, retrieve,
+documents, ingest, …); none of them opens or reaches into a store. It lives
+in ``index/`` because it is the one place that joins the stores (``index/``)
+to the core (``rag/``), and the core must not import the stores."""
 
 from __future__ import annotations
 
@@ -8,24 +12,25 @@ import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Callable, Iterator
 
 from llama_index.core.embeddings import BaseEmbedding
 
 from index.docstore import DocStore, StoredDocument
 from index.ingest import Ingestor, IngestReport
 from index.vectors import VectorIndex
-from rag.answerability import Assessor
+from rag.answerability import Assessment, Assessor
 from rag.answering.extractive import ExtractiveAnswerer
 from rag.answering.local import LocalModelAnswerer
 from rag.answering.openai_chat import OpenAIChatAnswerer
 from rag.embeddings import build_embedder
 from rag.errors import InvalidInputError, NotFoundError
-from rag.pipeline import AskPipeline
-from rag.retrieval import HybridRetriever
+from rag.pipeline import AskPipeline, Event
+from rag.retrieval import HybridRetriever, Retrieval, Retriever
 from rag.sentence_vectors import SentenceVectors
 from rag.settings import Settings
 from rag.support import SupportChecker
-from rag.types import Answer
+from rag.types import Answer, Hit
 
 
 class RagService:
@@ -48,21 +53,76 @@ class RagService:
 
     @cached_property
     def pipeline(self) -> AskPipeline:
+        return self.build_pipeline(self.retriever, is_empty=self.docstore.is_empty)
+
+    def build_pipeline(self, retriever: Retriever, is_empty: Callable[[], bool] = lambda: False) -> AskPipeline:
+        """The ask pipeline over ``retriever`` with this service's answerers, judge and verification (the
+        evaluation's baseline uses it with its own retriever, so the two differ only in retrieval)."""
         s = self.settings
-        retriever = self.retriever
-        checker = SupportChecker(s.verify, self.sentence_vectors)
         return AskPipeline(
             s, retriever,
             {"extractive": lambda: ExtractiveAnswerer(s.answer, self.sentence_vectors),
              "openai": lambda: OpenAIChatAnswerer(s.llm),
              "local": lambda: LocalModelAnswerer(s.llm, s.local, Path(s.data_dir))},
-            checker, is_empty=self.docstore.is_empty, assessor=Assessor(self.sentence_vectors, self.docstore))
+            SupportChecker(s.verify, self.sentence_vectors), is_empty=is_empty,
+            assessor=Assessor(self.sentence_vectors, self.docstore))
 
     def ingest(self, path: Path | None = None, *, prune: bool = True, progress: bool = False) -> IngestReport:
         return self.ingestor.ingest_path(path or self.settings.corpus_dir, prune=prune, progress=progress)
 
+    # ---- asking -------------------------------------------------------------
+
     def ask(self, question: str, top_k: int | None = None, mode: str | None = None) -> Answer:
         return self.pipeline.ask(question, top_k=top_k, mode=mode)
+
+    def ask_stream(self, question: str, top_k: int | None = None, mode: str | None = None) -> Iterator[Event]:
+        """See :meth:`AskPipeline.ask_stream`: bad input raises here, before the first event."""
+        return self.pipeline.ask_stream(question, top_k=top_k, mode=mode)
+
+    def retrieve(self, question: str, top_k: int | None = None) -> Retrieval:
+        return self.retriever.retrieve(question, top_k)
+
+    def assess(self, question: str, retrieval: Retrieval) -> Assessment:
+        return self.pipeline.assessor.assess(question, retrieval)
+
+    @property
+    def min_confidence(self) -> float:
+        return self.pipeline.min_confidence
+
+    @property
+    def checker(self) -> SupportChecker:
+        return self.pipeline.checker
+
+    def start_answerer(self, mode: str) -> None:
+        """Make the answerer of ``mode`` ready (the local model assembled and its server started)."""
+        answerer = self.pipeline.answerer(mode)
+        if isinstance(answerer, OpenAIChatAnswerer):
+            answerer.client  # noqa: B018 — connects (the local answerer starts its server)
+
+    # ---- the index, read ------------------------------------------------------
+
+    def passage(self, chunk_id: str) -> Hit | None:
+        """A stored passage by chunk id (unscored), or None."""
+        record = self.docstore.get_chunks([chunk_id]).get(chunk_id)
+        return None if record is None else record.as_hit()
+
+    def documents(self, source_root: str | None = None) -> list[StoredDocument]:
+        return self.docstore.documents(source_root=source_root)
+
+    def document_count(self) -> int:
+        return self.docstore.document_count()
+
+    def chunk_count(self) -> int:
+        return self.docstore.chunk_count()
+
+    @property
+    def vector_store(self) -> object:
+        """The llama-index vector store over the collection (the evaluation's baseline reads it)."""
+        return self.vectors.store
+
+    def check_store(self) -> None:
+        """Raise :class:`StoreUnavailableError` when the vector store cannot be reached."""
+        self.vectors.heartbeat()
 
     # ---- documents ----------------------------------------------------------
 
