@@ -15,11 +15,23 @@ from typing import Callable
 
 import pytest
 
-from rag.settings import REPO_ROOT
+from rag.settings import REPO_ROOT, Settings
 
 #: Variables that could point a test at a real server or model: every ``RAG_*`` one and the OpenAI client's own.
 PROVIDER_VARIABLES = ("OPENAI_API_KEY", "OPENAI_BASE_URL")
 CHROMA = Path(sys.executable).parent / "chroma"
+
+
+#: The answerability model is calibrated on MiniLM features; the fast tier's hash embedder gives lower cosines,
+#: so fast tests answer above this lower threshold. Slow tests run the real model at the model's own threshold.
+FAST_TIER_MIN_CONFIDENCE = 0.02
+
+
+def hash_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings rooted in ``data_dir`` with the hashed bag-of-words embedder (fast, offline, tells texts apart)."""
+    settings = Settings(data_dir=data_dir, **overrides)
+    settings.embed.provider = "hash"
+    return settings
 
 
 def is_configuration(name: str) -> bool:

@@ -6,16 +6,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from kit import FAST_TIER_MIN_CONFIDENCE, hash_settings
 from rag.settings import BUNDLED_CORPUS, Settings
 
 BUNDLED_IDS = sorted(p.name for p in BUNDLED_CORPUS.glob("*.txt"))
 KEY = "k"
-FAST_TIER_MIN_CONFIDENCE = 0.02  # as in tests/conftest.py: the hash embedder's cosines sit below MiniLM's
-
-
 def make_settings(data_dir: Path, *, key: str | None = None, **overrides) -> Settings:
-    settings = Settings(data_dir=data_dir, **overrides)
-    settings.embed.provider = "hash"
+    settings = hash_settings(data_dir, **overrides)
     settings.answer.min_confidence = FAST_TIER_MIN_CONFIDENCE
     if key is not None:
         settings.api.key = SecretStr(key)

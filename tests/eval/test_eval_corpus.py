@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from kit import hash_settings
 from api.cli import app
 from eval.suite import corpus_data_dir, service_for_corpus
 from rag.errors import InvalidInputError
@@ -24,12 +25,6 @@ def corpus(tmp_path) -> Path:
     folder = tmp_path / "somewhere" / "news"
     shutil.copytree(BUNDLED_CORPUS, folder)
     return folder
-
-
-def hash_settings(data_dir: Path) -> Settings:
-    settings = Settings(data_dir=data_dir)
-    settings.embed.provider = "hash"
-    return settings
 
 
 def test_corpus_data_dir_is_named_by_folder_and_path_hash(tmp_path):

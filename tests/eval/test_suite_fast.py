@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from kit import clear_env
+from kit import clear_env, hash_settings
 from eval.gold import GoldSetError
 from eval.report import SELF_JUDGED, metric_rows, render_report
 from eval.suite import LOWER_IS_BETTER, metric_value, parse_gate, run_suite, unmet_gates
@@ -36,18 +36,12 @@ NOT_RATES = {"n", "quote_chars", "chunk_chars"}
 STAGES = ("retrieve", "generate", "verify", "total")
 
 
-def hash_settings(data_dir: Path) -> Settings:
-    settings = Settings(data_dir=data_dir, corpus_dir=BUNDLED_CORPUS)
-    settings.embed.provider = "hash"
-    return settings
-
-
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     """One service over an empty store in a temporary directory, evaluated with and without the baseline."""
     with pytest.MonkeyPatch.context() as mp:
         clear_env(mp)
-        service = RagService(hash_settings(tmp_path_factory.mktemp("eval-data")))
+        service = RagService(hash_settings(tmp_path_factory.mktemp("eval-data"), corpus_dir=BUNDLED_CORPUS))
         try:
             assert service.docstore.document_count() == 0
             with_baseline = run_suite(service, DEV_SET)

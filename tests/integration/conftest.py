@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 import pytest
 from pydantic import PrivateAttr
 
-from kit import clear_env
+from kit import clear_env, hash_settings
 from rag.embeddings import HashEmbedding
 from index.service import RagService
 from rag.settings import BUNDLED_CORPUS, Settings
@@ -65,11 +65,8 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
     clear_env(monkeypatch)  # also drops the fast tier's confidence threshold: these tests use the model's
 
     def make(**overrides) -> Settings:
-        overrides.setdefault("data_dir", tmp_path / "data")
         overrides.setdefault("corpus_dir", tmp_path / "corpus")
-        settings = Settings(**overrides)
-        settings.embed.provider = "hash"
-        return settings
+        return hash_settings(overrides.pop("data_dir", tmp_path / "data"), **overrides)
 
     return make
 
