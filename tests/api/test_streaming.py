@@ -232,6 +232,37 @@ def test_openai_mode_per_request_fails_mid_stream_too(start_app, closed_port):
     assert [e for e, _ in ok][-2:] == ["answer", "done"]
 
 
+def test_a_chat_model_that_is_down_falls_back_on_every_route_without_a_5xx(start_app, closed_port):
+    client = start_app()
+    client.settings.answer.mode = "openai"  # the default fallback is on
+    client.settings.llm.base_url = f"http://127.0.0.1:{closed_port}/v1"
+    client.settings.llm.max_retries = 0
+    extractive = client.post("/v1/ask", json={"question": MATTIS_Q, "mode": "extractive"}).json()
+
+    r = client.post("/v1/ask", json={"question": MATTIS_Q})
+    assert r.status_code == 200
+    answer = r.json()
+    assert answer["mode"] == "extractive" and "unreachable" in answer["fallback"]
+    assert answer["answer"] == extractive["answer"] and extractive["fallback"] is None
+
+    _, events = stream_events(client, MATTIS_Q)
+    assert [e for e, _ in events][-2:] == ["answer", "done"]
+    assert events[-2][1]["fallback"] == answer["fallback"] and events[-2][1]["answer"] == answer["answer"]
+
+    for stream in (False, True):
+        r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": MATTIS_Q}],
+                                                      "stream": stream})
+        assert r.status_code == 200
+        if stream:
+            chunks = [json.loads(d) for _, d in parse_sse(r.text) if d != "[DONE]"]
+            last = chunks[-1]
+            assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == answer["answer"]
+        else:
+            last = r.json()
+            assert last["choices"][0]["message"]["content"] == answer["answer"]
+        assert last["fallback"] == answer["fallback"]
+
+
 # ---- /v1/chat/completions, stream=true ------------------------------------------------------------
 
 
