@@ -36,7 +36,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from eval.gold import GoldItem, load_gold, locate_sources
-from rag.answerability import FEATURES, MODEL_PATH, AnswerabilityModel, candidates_from, featurize
+from rag.answerability import FEATURES, MODEL_PATH, AnswerabilityModel
 from rag.settings import REPO_ROOT, Settings
 from rag.text import STOPWORDS, content_terms, stem, words
 
@@ -75,9 +75,9 @@ def _service(settings: Settings, data_dir: Path):
 
 def _rows_for(service, set_name: str, item: GoldItem, kind: str, answerable: bool, group: str | None,
               top_k: int) -> list[Row]:
-    retrieval = service.retriever.retrieve(item.question, top_k)
-    candidates = candidates_from(retrieval.hits)
-    featurize(item.question, retrieval, candidates, service.sentence_vectors, service.docstore)
+    retrieval = service.retrieve(item.question, top_k)
+    # every candidate featurised by the service's own judge, in passage order (the order the rows were fitted in)
+    candidates = sorted(service.assess(item.question, retrieval).candidates, key=lambda c: (c.hit_index, c.start))
     if group is None:
         group = retrieval.hits[0].doc_id if retrieval.hits else "(none)"
     rows = []
