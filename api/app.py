@@ -13,12 +13,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.auth import UnauthorizedError, require_api_key
+from api.auth import ApiKeyMiddleware
 from api.errors import install_error_handlers
 from api.metrics import Metrics, install_metrics
 from api.routes import ask, chat, documents, health
@@ -49,14 +49,12 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
                   description="Answers with every sentence cited to the exact source passage.")
     app.state.settings = settings
     app.state.metrics = Metrics()
-    install_error_handlers(app, extra={UnauthorizedError: 401, TooLargeError: 413, UnsupportedMediaError: 415})
-    install_metrics(app, app.state.metrics)
+    install_error_handlers(app, extra={TooLargeError: 413, UnsupportedMediaError: 415})
+    app.add_middleware(ApiKeyMiddleware, key=settings.api.key)  # /v1 only; before any body is read
+    install_metrics(app, app.state.metrics)  # outermost: counts the 401s too
 
-    protected = [Depends(require_api_key)]
-    app.include_router(ask.router, dependencies=protected)
-    app.include_router(chat.router, dependencies=protected)
-    app.include_router(documents.router, dependencies=protected)
-    app.include_router(health.router)
+    for router in (ask.router, chat.router, documents.router, health.router):
+        app.include_router(router)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

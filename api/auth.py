@@ -1,24 +1,48 @@
-"""Optional bearer-key protection for the /v1 routes."""
+"""Optional bearer-key protection for the /v1 routes, checked before anything reads the request body.
+
+A middleware, not a route dependency: FastAPI parses a multipart body before
+it runs a route's dependencies, so an unauthenticated 60 MB upload would be
+received and spooled before being refused. Here the headers alone decide;
+the body is never read. Keys are compared in constant time.
+"""
 
 from __future__ import annotations
 
 import secrets
 
-from fastapi import Request
+from pydantic import SecretStr
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rag.errors import RagError
+from api.errors import error_body
+
+PROTECTED_PREFIX = "/v1"
+MESSAGE = "missing or wrong API key: send 'Authorization: Bearer <key>'"
 
 
-class UnauthorizedError(RagError):
-    code = "unauthorized"
-
-
-def require_api_key(request: Request) -> None:
-    """Pass when no key is configured, or the request carries ``Authorization: Bearer <key>``."""
-    key = request.app.state.settings.api.key
-    if key is None:
-        return
-    header = request.headers.get("authorization", "")
+def authorized(header: str, key: SecretStr) -> bool:
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), key.get_secret_value().encode()):
-        raise UnauthorizedError("missing or wrong API key: send 'Authorization: Bearer <key>'")
+    return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(),
+                                                                 key.get_secret_value().encode())
+
+
+class ApiKeyMiddleware:
+    """401 with the error envelope for a /v1 request without the key, before its body is read."""
+
+    def __init__(self, app: ASGIApp, key: SecretStr | None) -> None:
+        self.app = app
+        self.key = key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.key is not None and scope["type"] == "http" and _protected(scope["path"]):
+            headers = dict(scope.get("headers") or [])
+            if not authorized(headers.get(b"authorization", b"").decode("latin-1"), self.key):
+                response = JSONResponse(error_body("unauthorized", MESSAGE), status_code=401,
+                                        headers={"WWW-Authenticate": "Bearer", "Connection": "close"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _protected(path: str) -> bool:
+    return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
