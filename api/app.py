@@ -19,7 +19,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.auth import ApiKeyMiddleware
-from api.errors import install_error_handlers
+from api.tracing import RequestIdMiddleware
+from api.errors import UnexpectedErrorMiddleware, install_error_handlers
 from api.metrics import Metrics, install_metrics
 from api.routes import ask, chat, documents, health
 from api.routes.documents import TooLargeError, UnsupportedMediaError
@@ -51,7 +52,9 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     app.state.metrics = Metrics()
     install_error_handlers(app, extra={TooLargeError: 413, UnsupportedMediaError: 415})
     app.add_middleware(ApiKeyMiddleware, key=settings.api.key)  # /v1 only; before any body is read
-    install_metrics(app, app.state.metrics)  # outermost: counts the 401s too
+    install_metrics(app, app.state.metrics)  # counts the 401s too
+    app.add_middleware(UnexpectedErrorMiddleware)  # the generic 500, with the request id
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line carries the request id
 
     for router in (ask.router, chat.router, documents.router, health.router):
         app.include_router(router)

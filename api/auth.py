@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_body
+from api.tracing import HttpMiddleware
 
 PROTECTED_PREFIX = "/v1"
 MESSAGE = "missing or wrong API key: send 'Authorization: Bearer <key>'"
@@ -26,15 +27,15 @@ def authorized(header: str, key: SecretStr) -> bool:
                                                                  key.get_secret_value().encode())
 
 
-class ApiKeyMiddleware:
+class ApiKeyMiddleware(HttpMiddleware):
     """401 with the error envelope for a /v1 request without the key, before its body is read."""
 
     def __init__(self, app: ASGIApp, key: SecretStr | None) -> None:
-        self.app = app
+        super().__init__(app)
         self.key = key
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.key is not None and scope["type"] == "http" and _protected(scope["path"]):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.key is not None and _protected(scope["path"]):
             headers = dict(scope.get("headers") or [])
             if not authorized(headers.get(b"authorization", b"").decode("latin-1"), self.key):
                 response = JSONResponse(error_body("unauthorized", MESSAGE), status_code=401,

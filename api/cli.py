@@ -93,7 +93,9 @@ def serve(
 
     from api.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+    from api.tracing import configure_logging
+
+    configure_logging(logging.INFO, get_settings().log_format)
     try:
         application = create_app(get_settings())
     except RagError as exc:

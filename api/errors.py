@@ -3,20 +3,35 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive, Scope, Send
 
 from api.outcomes import outcome_for
+from api.tracing import HttpMiddleware, current_request_id
 from rag.errors import RagError
 
+log = logging.getLogger("rag.api")
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+    """The envelope; inside a request, ``details.request_id`` names it (see ``api.tracing``)."""
+    details = dict(details or {})
+    if (request_id := current_request_id.get()) is not None:
+        details.setdefault("request_id", request_id)
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def internal_error_body(exc: BaseException) -> dict[str, Any]:
+    """A generic 500 envelope (never the exception's text); the traceback goes to the log with the request id."""
+    log.error("unexpected %s while serving the request", type(exc).__name__, exc_info=exc)
+    return error_body("internal_error", f"internal error; quote request id {current_request_id.get() or '-'} "
+                                        "when reporting it")
 
 
 def status_for(exc: RagError, extra: dict[type[RagError], int] | None = None) -> int:
@@ -32,10 +47,6 @@ def install_error_handlers(app: FastAPI, extra: dict[type[RagError], int] | None
     async def _rag_error(_: Request, exc: RagError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status_for(exc, extra))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(error_body("internal_error", f"{type(exc).__name__}: {exc}"), status_code=500)
-
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in exc.errors()]
@@ -47,3 +58,24 @@ def install_error_handlers(app: FastAPI, extra: dict[type[RagError], int] | None
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+
+class UnexpectedErrorMiddleware(HttpMiddleware):
+    """An exception no handler took becomes the generic 500 envelope here, inside the request-id middleware
+    (Starlette's own last-resort handler runs outside every middleware, where the request has no id)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 — the last resort: log it, answer generically
+            if started:  # too late for a status: the log has it, the connection ends
+                log.error("unexpected %s after the response started", type(exc).__name__, exc_info=exc)
+                return
+            await JSONResponse(internal_error_body(exc), status_code=500)(scope, receive, send)

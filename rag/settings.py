@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(REPO_ROOT / ".rag-data", description="Chroma store (embedded mode), docstore and keyword index.")
     corpus_dir: Path = Field(BUNDLED_CORPUS, description="Default corpus for `rag ingest` with no path.")
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+    log_format: Literal["text", "json"] = Field("text", description="`rag serve` log lines: text (with the request id) or json (one object per line).")
     chroma: ChromaSettings = ChromaSettings()
     embed: EmbedSettings = EmbedSettings()
     chunk: ChunkSettings = ChunkSettings()

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from api.deps import MetricsDep, ServiceDep
-from api.errors import error_body
+from api.errors import error_body, internal_error_body
 from api.schemas import AskRequest, SourcePassage
 from api.sse import sse
 from rag.errors import RagError
@@ -50,6 +50,6 @@ def _frames(events: Iterator[Event], metrics: MetricsDep) -> Iterator[str]:
         yield sse("error", error_body(exc.code, exc.message, exc.details))
         return
     except Exception as exc:  # the stream has started: report, never drop the connection silently
-        yield sse("error", error_body("internal_error", f"{type(exc).__name__}: {exc}"))
+        yield sse("error", internal_error_body(exc))
         return
     yield sse("done", {})

@@ -30,6 +30,8 @@ def assert_envelope(response, status: int, code: str | None = None) -> dict:
     assert isinstance(error["code"], str) and error["code"]
     assert isinstance(error["message"], str) and error["message"].strip()
     assert isinstance(error["details"], dict)
+    # every error names its request, as the response header does; the caller sees the other details
+    assert error["details"].pop("request_id") == response.headers["x-request-id"]
     if code is not None:
         assert error["code"] == code, error
     return error

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import traceback
 from pathlib import Path
 
 import pytest
@@ -195,18 +198,53 @@ def test_ask_non_json_body_gets_the_validation_envelope(shared, body, content_ty
     assert_envelope(shared.post("/v1/ask", content=body, headers=headers), 422, "validation_error")
 
 
-def test_internal_error_uses_the_envelope(start_app, tmp_path):
+def test_internal_error_is_generic_names_its_request_and_logs_the_traceback(start_app, tmp_path, caplog):
     settings = make_settings(tmp_path / "boom")
     service = RagService(settings)
 
     def explode(*args, **kwargs):
-        raise RuntimeError("kaboom")
+        raise RuntimeError("kaboom: secret internals")
 
     client = start_app(settings=settings, service=service, raise_server_exceptions=False)
     service.ask = explode
-    error = assert_envelope(client.post("/v1/ask", json={"question": MATTIS_Q}), 500, "internal_error")
-    assert "kaboom" in error["message"]
+    with caplog.at_level(logging.ERROR, logger="rag.api"):
+        r = client.post("/v1/ask", json={"question": MATTIS_Q}, headers={"X-Request-ID": "trace-me-42"})
+    assert r.json()["error"]["details"]["request_id"] == "trace-me-42"
+    error = assert_envelope(r, 500, "internal_error")  # checks it equals the X-Request-ID header
+    assert "kaboom" not in r.text and "RuntimeError" not in r.text  # never the exception's text
+    assert "trace-me-42" in error["message"]
+    logged = [rec for rec in caplog.records if rec.exc_info]
+    assert logged and "kaboom" in "".join(traceback.format_exception(*logged[0].exc_info))
     assert client.get("/healthz").status_code == 200  # the app is still up
+
+
+def test_every_response_carries_a_request_id_and_errors_name_it(shared):
+    ok = shared.get("/healthz")
+    made = ok.headers["x-request-id"]
+    assert len(made) == 32 and made != shared.get("/healthz").headers["x-request-id"]  # a new one each time
+    given = shared.get("/readyz", headers={"X-Request-ID": "abc-123.x:y"})
+    assert given.headers["x-request-id"] == "abc-123.x:y"
+    for bad in ("has spaces", "x" * 200, "semi;colon", "<script>"):
+        assert shared.get("/healthz", headers={"X-Request-ID": bad}).headers["x-request-id"] != bad
+    for r in (shared.get("/v1/documents/nope.txt", headers={"X-Request-ID": "r-404"}),
+              shared.post("/v1/ask", json={"question": ""}, headers={"X-Request-ID": "r-400"}),
+              shared.post("/v1/ask", json={}, headers={"X-Request-ID": "r-422"})):
+        assert r.json()["error"]["details"]["request_id"] == r.headers["x-request-id"] == f"r-{r.status_code}"
+
+
+def test_json_log_lines_carry_the_request_id():
+    from api.tracing import JsonFormatter, RequestIdFilter, current_request_id
+
+    record = logging.LogRecord("rag.api", logging.WARNING, __file__, 1, "served %s", ("it",), None)
+    token = current_request_id.set("req-7")
+    try:
+        RequestIdFilter().filter(record)
+        line = JsonFormatter().format(record)
+    finally:
+        current_request_id.reset(token)
+    entry = json.loads(line)
+    assert entry["request_id"] == "req-7" and entry["message"] == "served it" and entry["level"] == "WARNING"
+    assert "\n" not in line
 
 
 # ---- documents: reading --------------------------------------------------------------
