@@ -101,7 +101,7 @@ def serve(
     except RagError as exc:
         _fail(exc)
         return
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)  # ours: api.tracing
 
 
 llm_app = typer.Typer(no_args_is_help=True, help="The local model (the `local` extra): llama.cpp in this process.")

@@ -19,6 +19,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-request-id"
+access_log = logging.getLogger("rag.access")
 _SANE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -51,16 +52,21 @@ class RequestIdMiddleware(HttpMiddleware):
         given = dict(scope.get("headers") or []).get(HEADER.encode())
         request_id = request_id_from(given.decode("latin-1") if given else None)
         token = current_request_id.set(request_id)
+        started, status = time.perf_counter(), 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER.encode()]
                 message = {**message, "headers": [*headers, (HEADER.encode(), request_id.encode())]}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
-        finally:
+        finally:  # the access line, with the id (uvicorn's own access log is off: it cannot carry it)
+            access_log.info("%s %s %d %.1f ms", scope.get("method"), scope.get("path"), status,
+                            (time.perf_counter() - started) * 1000, extra={"request_id": request_id})
             current_request_id.reset(token)
 
 
@@ -68,7 +74,8 @@ class RequestIdFilter(logging.Filter):
     """Puts ``request_id`` ("-" outside a request) on every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get() or "-"
+        if not getattr(record, "request_id", None):
+            record.request_id = current_request_id.get() or "-"
         return True
 
 

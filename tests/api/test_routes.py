@@ -232,6 +232,13 @@ def test_every_response_carries_a_request_id_and_errors_name_it(shared):
         assert r.json()["error"]["details"]["request_id"] == r.headers["x-request-id"] == f"r-{r.status_code}"
 
 
+def test_the_access_log_line_names_the_request(shared, caplog):
+    with caplog.at_level(logging.INFO, logger="rag.access"):
+        shared.get("/v1/documents/nope.txt", headers={"X-Request-ID": "access-1"})
+    (line,) = [r for r in caplog.records if r.name == "rag.access" and getattr(r, "request_id", "") == "access-1"]
+    assert line.getMessage().startswith("GET /v1/documents/nope.txt 404 ")
+
+
 def test_json_log_lines_carry_the_request_id():
     from api.tracing import JsonFormatter, RequestIdFilter, current_request_id
 
