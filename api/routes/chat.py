@@ -27,7 +27,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from api.deps import MetricsDep, ServiceDep
-from api.errors import error_body
+from api.errors import error_body, internal_error_body
 from api.schemas import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatResponseMessage, Usage
 from api.sse import sse
 from rag.conversation import standalone_question
@@ -101,6 +101,9 @@ def _chunks(completion_id: str, created: int, model: str, events: Iterator[Event
                 answer = event.answer
     except RagError as exc:
         yield sse(None, error_body(exc.code, exc.message, exc.details))
+        return
+    except Exception as exc:  # the stream has started: report, never drop the connection silently
+        yield sse(None, internal_error_body(exc))
         return
     assert answer is not None  # the pipeline's last event
     metrics.observe_answer(answer.timings_ms)

@@ -120,24 +120,24 @@ class OpenAIChatAnswerer:
                         yield shown
             if not received:
                 raise UpstreamError("chat model returned no choices", model=self.model)
-        if isinstance(renderer, MarkerRenumberer) and (rest := renderer.flush()):
+        if rest := renderer.flush():
             yield rest
         return Draft(reply_sentences("".join(pieces)), hits)
 
     def _create(self, question: str, hits: list[Hit], stream: bool) -> Any:
         """One chat completion; in ``auto`` output, a schema the server rejects means text from now on."""
-        with _upstream_errors(self.model, self.settings.timeout):
-            try:
-                return self._request(question, hits, stream)
-            except UpstreamError as exc:
-                if not (self.structured and self.settings.output == "auto" and _rejects_schema(exc)):
-                    raise
-                log.warning("chat model rejected the JSON schema (%s); asking for [n]-marked text from now on",
-                            exc.message)
-                self.structured = False
-                return self._request(question, hits, stream)
+        try:
+            return self._request(question, hits, stream)
+        except UpstreamError as exc:
+            if not (self.structured and self.settings.output == "auto" and _rejects_schema(exc)):
+                raise
+            log.warning("chat model rejected the JSON schema (%s); asking for [n]-marked text from now on",
+                        exc.message)
+            self.structured = False
+            return self._request(question, hits, stream)
 
     def _request(self, question: str, hits: list[Hit], stream: bool) -> Any:
+        """One request, the client's failures (connecting included) as domain errors."""
         with _upstream_errors(self.model, self.settings.timeout):
             extra = {"response_format": response_format(len(hits))} if self.structured else {}
             return self.client.chat.completions.create(

@@ -111,6 +111,10 @@ class StreamRenderer:
         new, self.shown = rendered[len(self.shown):], rendered
         return new
 
+    def flush(self) -> str:
+        """Nothing is held back: a sentence still open at the end was never finished by the model."""
+        return ""
+
     def _render(self) -> str:
         parts: list[str] = []
         for match in _SENTENCE.finditer(self.buffer):
