@@ -36,7 +36,8 @@ from tqdm import tqdm
 
 from index.chunking import OffsetSentenceChunker, text_hash
 from index.docstore import DocStore
-from index.loaders import UnreadableFileError, load_file, supported
+from index.loaders import UnreadableFileError, supported
+from index.parsing import FileParser, InProcessParser
 from index.vectors import VectorIndex
 from rag.errors import InvalidInputError
 from rag.settings import ChunkSettings
@@ -78,8 +79,9 @@ class _Pending:
 
 class Ingestor:
     def __init__(self, docstore: DocStore, vectors: VectorIndex, embedder: BaseEmbedding,
-                 chunking: ChunkSettings, batch_size: int = 32) -> None:
+                 chunking: ChunkSettings, batch_size: int = 32, parser: FileParser | None = None) -> None:
         self.docstore = docstore
+        self.parser = parser or InProcessParser()
         self.vectors = vectors
         self.embedder = embedder
         self.chunker = OffsetSentenceChunker(size=chunking.size, overlap=chunking.overlap)
@@ -131,7 +133,7 @@ class Ingestor:
                 self._skip(report, doc_id, f"unsupported file type {file.suffix or '(none)'}")
                 continue
             try:
-                document = load_file(file)
+                document = self.parser.load(file)
             except UnreadableFileError as exc:
                 self._skip(report, doc_id, exc.message)
                 continue

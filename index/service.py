@@ -18,6 +18,7 @@ from llama_index.core.embeddings import BaseEmbedding
 
 from index.docstore import DocStore, StoredDocument
 from index.ingest import Ingestor, IngestReport
+from index.parsing import build_parser
 from index.vectors import VectorIndex
 from rag.answerability import Assessment, Assessor
 from rag.answering.extractive import ExtractiveAnswerer
@@ -45,7 +46,7 @@ class RagService:
     @cached_property
     def ingestor(self) -> Ingestor:
         return Ingestor(self.docstore, self.vectors, self.embedder, self.settings.chunk,
-                        batch_size=self.settings.embed.batch_size)
+                        batch_size=self.settings.embed.batch_size, parser=build_parser(self.settings.parse))
 
     @cached_property
     def retriever(self) -> HybridRetriever:
@@ -178,6 +179,8 @@ class RagService:
             (self.uploads_dir / doc_id).unlink(missing_ok=True)
 
     def close(self) -> None:
+        if "ingestor" in self.__dict__:  # built on first use
+            self.ingestor.parser.close()
         self.docstore.close()
 
 

@@ -96,6 +96,12 @@ class LocalSettings(_Group):
     log_verbosity: int = Field(0, ge=0, le=4, description="llama.cpp log level (0: errors only).")
 
 
+class ParseSettings(_Group):
+    isolate: bool = Field(True, description="Read each file in a worker process bounded by the limits below (false: in the ingesting process, unbounded; trusted files only).")
+    timeout_s: float = Field(60.0, gt=0, description="Most seconds reading one file may take; a file over it is skipped with the reason.")
+    max_memory_mb: int = Field(1024, ge=64, description="Most memory (MB) reading one file may add to the parser process; a file over it is skipped with the reason.")
+
+
 class ApiSettings(_Group):
     key: SecretStr | None = Field(None, description="When set, every /v1 route needs `Authorization: Bearer <key>`.")
     max_upload_bytes: int = Field(10_000_000, ge=1, description="Largest file accepted by POST /v1/documents.")
@@ -122,6 +128,7 @@ class Settings(BaseSettings):
     verify: VerifySettings = VerifySettings()
     llm: LLMSettings = LLMSettings()
     local: LocalSettings = LocalSettings()
+    parse: ParseSettings = ParseSettings()
     api: ApiSettings = ApiSettings()
 
 

@@ -28,9 +28,12 @@ FAST_TIER_MIN_CONFIDENCE = 0.02
 
 
 def hash_settings(data_dir: Path, **overrides: object) -> Settings:
-    """Settings rooted in ``data_dir`` with the hashed bag-of-words embedder (fast, offline, tells texts apart)."""
+    """Settings rooted in ``data_dir`` with the hashed bag-of-words embedder (fast, offline, tells texts apart),
+    files read in process (no parse worker to start per app)."""
     settings = Settings(data_dir=data_dir, **overrides)
     settings.embed.provider = "hash"
+    if "parse" not in overrides:  # files are read in process: the bounded worker has its own tests
+        settings.parse.isolate = False
     return settings
 
 
