@@ -74,8 +74,10 @@ class VectorIndex:
             raise _unavailable(exc, self.where) from exc
 
     def add(self, nodes: list[TextNode]) -> None:
-        if nodes:
-            self._guard(self.store.add, nodes)
+        """Upsert in batches the server accepts (Chroma refuses more than its max batch size in one call)."""
+        step = self._guard(self._client.get_max_batch_size) if nodes else 0
+        for i in range(0, len(nodes), step or 1):
+            self._guard(self.store.add, nodes[i:i + step])
 
     def delete(self, chunk_ids: list[str]) -> None:
         for i in range(0, len(chunk_ids), 1000):
@@ -84,8 +86,11 @@ class VectorIndex:
     def embeddings(self, chunk_ids: list[str]) -> dict[str, list[float]]:
         if not chunk_ids:
             return {}
-        got = self._guard(self.collection.get, ids=chunk_ids, include=["embeddings"])
-        return {cid: list(vec) for cid, vec in zip(got["ids"], got["embeddings"])}
+        found: dict[str, list[float]] = {}
+        for i in range(0, len(chunk_ids), 1000):
+            got = self._guard(self.collection.get, ids=chunk_ids[i:i + 1000], include=["embeddings"])
+            found.update((cid, list(vec)) for cid, vec in zip(got["ids"], got["embeddings"]))
+        return found
 
     def query(self, embedding: list[float], k: int) -> list[tuple[str, float]]:
         """``(chunk_id, cosine similarity)`` best first."""

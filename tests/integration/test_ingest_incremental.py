@@ -479,3 +479,27 @@ def test_single_nested_file_reingest_does_not_duplicate(service, tmp_path):
     assert service.docstore.document_count() == 2
     hits = service.pipeline.retriever.retrieve("glaciers retreating Patagonia").hits
     assert len({h.text for h in hits}) == len(hits)
+
+
+def test_a_document_of_more_chunks_than_chromas_batch_limit_is_ingested_and_reingested(tmp_path):
+    """Chroma refuses more than its max batch size (5,461 embedded) in one call: writes go in batches."""
+    from index.docstore import DocStore
+    from index.ingest import Ingestor
+    from index.vectors import VectorIndex
+    from rag.embeddings import HashEmbedding
+    from rag.settings import ChromaSettings, ChunkSettings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "big.txt").write_text(" ".join(f"Entry {i} of the long register lists item {i}." for i in range(12000)))
+    vectors = VectorIndex(ChromaSettings(), tmp_path / "data")
+    store = DocStore(tmp_path / "data" / "docs.sqlite3", "hash:256")
+    ingestor = Ingestor(store, vectors, HashEmbedding(), ChunkSettings(size=20, overlap=0), batch_size=256)
+    report = ingestor.ingest_path(corpus)
+    assert report.added == ["big.txt"] and report.chunks_written > vectors._client.get_max_batch_size()
+    assert vectors.count() == store.chunk_count() == report.chunks_written
+    (corpus / "big.txt").write_text((corpus / "big.txt").read_text() + " One more entry closes the register.")
+    again = ingestor.ingest_path(corpus)  # the old vectors are read back in batches for reuse
+    assert again.updated == ["big.txt"] and again.chunks_reused >= report.chunks_written - 2
+    assert vectors.count() == store.chunk_count()
+    store.close()
