@@ -62,6 +62,7 @@ class OnnxMiniLMEmbedding(MatrixEmbedding):
     _session: Any = PrivateAttr()
     _tokenizer: Any = PrivateAttr()
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _batch_run: Any = PrivateAttr()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -79,6 +80,10 @@ class OnnxMiniLMEmbedding(MatrixEmbedding):
         tokenizer.enable_truncation(self.max_tokens)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self._tokenizer = tokenizer
+        # onnxruntime's memory arena keeps its peak: one batch of 32 passages left ~0.4-1.2 GB resident for
+        # the life of the process (per session). Batches hand it back after each run (measured ~3% slower).
+        self._batch_run = ort.RunOptions()
+        self._batch_run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     @property
     def model_id(self) -> str:
@@ -94,6 +99,7 @@ class OnnxMiniLMEmbedding(MatrixEmbedding):
         hidden = self._session.run(
             ["last_hidden_state"],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            self._batch_run if len(texts) > 1 else None,
         )[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
