@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
+import selectors
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from llama_index.core import Document
 
@@ -93,9 +94,11 @@ class IsolatedParser:
             self._worker = subprocess.Popen(
                 [sys.executable, "-m", "index.parsing", str(self.limits.max_memory_mb)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            # A parser dropped without close() still ends its worker (and closes the pipes, quietly).
+            self._finalizer = weakref.finalize(self, _end, self._worker)
             # Start-up (imports) is not part of any file's time: wait for the worker's "ready" line first.
             assert self._worker.stdout is not None
-            ready, _, _ = select.select([self._worker.stdout], [], [], WORKER_START_TIMEOUT_S)
+            ready = _readable(self._worker.stdout, WORKER_START_TIMEOUT_S)
             if not ready or json.loads(self._worker.stdout.readline() or "{}").get("ready") is not True:
                 self._stop()
                 raise UnreadableFileError(f"the parser process did not start within {WORKER_START_TIMEOUT_S} s")
@@ -104,8 +107,7 @@ class IsolatedParser:
     def _await_reply(self, worker: subprocess.Popen[bytes], path: Path) -> dict:
         assert worker.stdout is not None
         deadline = time.monotonic() + self.limits.timeout_s
-        ready, _, _ = select.select([worker.stdout], [], [], self.limits.timeout_s)
-        if not ready:
+        if not _readable(worker.stdout, self.limits.timeout_s):
             self._stop()
             log.warning("parse of %s killed after %.0f s", path.name, self.limits.timeout_s)
             raise UnreadableFileError(f"{path.name}: took longer than the {self.limits.timeout_s:g}-second "
@@ -123,12 +125,24 @@ class IsolatedParser:
     def _stop(self) -> None:
         """Kill the worker (if still alive) and release its pipes."""
         if self._worker is not None:
-            self._worker.kill()
-            self._worker.wait()
-            for pipe in (self._worker.stdin, self._worker.stdout):
-                if pipe is not None:
-                    pipe.close()
+            self._finalizer()
             self._worker = None
+
+
+def _readable(stream: IO[bytes], timeout: float) -> bool:
+    """Whether ``stream`` has data (or hit EOF) within ``timeout`` seconds. A selector, not select(): a
+    server holds many files, and select() refuses descriptors numbered 1024 or more."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        return bool(selector.select(timeout))
+
+
+def _end(worker: subprocess.Popen[bytes]) -> None:
+    worker.kill()
+    worker.wait()
+    for pipe in (worker.stdin, worker.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 def build_parser(limits: ParseSettings) -> FileParser:

@@ -109,3 +109,23 @@ def test_html_nested_deeper_than_the_recursion_limit_is_read(tmp_path):
             + "</body></html>")
     doc = load_file(write(tmp_path, "deep.html", html))
     assert doc.text.strip() == "Deep words survive."
+
+
+def test_worker_pipes_numbered_past_1024_are_waited_on(tmp_path, isolated):
+    """A server holds many files: select() refused descriptors ≥ 1024 ("filedescriptor out of range")."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this machine allows only {hard} open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    isolated.close()
+    held = [open(tmp_path / "held", "wb") for _ in range(1100)]  # push the next pipes past 1024
+    try:
+        assert isolated.load(write(tmp_path, "late.txt", "Read through a high descriptor.")).text.startswith("Read")
+        assert isolated._worker.stdout.fileno() >= 1024
+    finally:
+        for f in held:
+            f.close()
+        isolated.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
