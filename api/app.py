@@ -20,9 +20,10 @@ from fastapi.staticfiles import StaticFiles
 
 from api.auth import ApiKeyMiddleware
 from api.tracing import RequestIdMiddleware
-from api.errors import UnexpectedErrorMiddleware, install_error_handlers
+from api.errors import UnexpectedErrorMiddleware, error_responses, install_error_handlers
 from api.metrics import Metrics, install_metrics
-from api.routes import ask, chat, documents, health
+from api.jobs import JobRunner, QueueFullError
+from api.routes import ask, chat, documents, health, jobs
 from api.routes.documents import TooLargeError, UnsupportedMediaError
 from index.service import RagService
 from rag.settings import Settings, get_settings
@@ -43,21 +44,29 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
             log.info("ingested: %s", report.summary())
         await run_in_threadpool(_warm_up, svc)
         app.state.service = svc
+        app.state.jobs = JobRunner(svc, Path(settings.data_dir) / "jobs", settings.api.job_queue,
+                                   settings.api.jobs_kept)
         yield
+        await run_in_threadpool(app.state.jobs.stop)
         svc.close()
 
     app = FastAPI(title="rag-cited", version="0.1.0", lifespan=lifespan,
                   description="Answers with every sentence cited to the exact source passage.")
     app.state.settings = settings
     app.state.metrics = Metrics()
-    install_error_handlers(app, extra={TooLargeError: 413, UnsupportedMediaError: 415})
+    install_error_handlers(app, extra={TooLargeError: 413, UnsupportedMediaError: 415, QueueFullError: 429})
     app.add_middleware(ApiKeyMiddleware, key=settings.api.key)  # /v1 only; before any body is read
     install_metrics(app, app.state.metrics)  # counts the 401s too
     app.add_middleware(UnexpectedErrorMiddleware)  # the generic 500, with the request id
     app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line carries the request id
 
-    for router in (ask.router, chat.router, documents.router, health.router):
-        app.include_router(router)
+    # each router's error statuses, documented with the envelope (api.errors.ERROR_STATUSES says what they mean;
+    # FastAPI adds 422 wherever a route validates input)
+    answers = error_responses(400, 401, 409, 502, 503, 504)
+    for router, errors in ((ask.router, answers), (chat.router, answers),
+                           (documents.router, error_responses(400, 401, 404, 413, 415, 429, 502, 503, 504)),
+                           (jobs.router, error_responses(401, 404)), (health.router, {})):
+        app.include_router(router, responses=errors)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

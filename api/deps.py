@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.jobs import JobRunner
 from api.metrics import Metrics
 from index.service import RagService
 from rag.settings import Settings
@@ -13,6 +14,10 @@ from rag.settings import Settings
 
 def get_service(request: Request) -> RagService:
     return request.app.state.service
+
+
+def get_jobs(request: Request) -> JobRunner:
+    return request.app.state.jobs
 
 
 def get_metrics(request: Request) -> Metrics:
@@ -24,5 +29,6 @@ def get_app_settings(request: Request) -> Settings:
 
 
 ServiceDep = Annotated[RagService, Depends(get_service)]
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

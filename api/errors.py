@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from api.outcomes import outcome_for
+from api.schemas import ErrorEnvelope
 from api.tracing import HttpMiddleware, current_request_id
 from rag.errors import RagError
 
@@ -40,12 +41,63 @@ def status_for(exc: RagError, extra: dict[type[RagError], int] | None = None) ->
                 outcome_for(exc).http_status)
 
 
+#: What each error status means, as the OpenAPI schema documents it (the body is always the envelope).
+ERROR_STATUSES: dict[int, str] = {
+    400: "Bad input: an empty or over-long question, an unusable file name, an empty file, too many files",
+    401: "Missing or wrong API key (only when `RAG_API_KEY` is set)",
+    404: "No such document or job",
+    409: "The index is empty, or was built with another embedding model",
+    413: "A file is larger than `RAG_API_MAX_UPLOAD_BYTES`",
+    415: "An unsupported or binary file",
+    422: "A malformed request: wrong JSON, a missing or mistyped field, `top_k` out of range",
+    429: "The upload job queue is full (`RAG_API_JOB_QUEUE`); `Retry-After` says when to try again",
+    502: "The chat or embedding server failed",
+    503: "The Chroma store is unreachable, or the local model is unavailable",
+    504: "The chat or embedding server timed out",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting ``statuses`` with the envelope (for ``include_router``). 422 needs no
+    listing: FastAPI documents it wherever a route validates input, and ``install_error_handlers`` gives it
+    the envelope."""
+    return {status: {"model": ErrorEnvelope, "description": ERROR_STATUSES[status]} for status in statuses}
+
+
+def _document_validation_errors(app: FastAPI) -> None:
+    """FastAPI documents each 422 with its own ``HTTPValidationError`` body, which this app never sends (the
+    handler below answers the envelope): the schema says the envelope instead, for every route."""
+    ref = "#/components/schemas/{model}"
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)  # builds and caches app.openapi_schema
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            envelope = ErrorEnvelope.model_json_schema(ref_template=ref)
+            for name, definition in {**envelope.pop("$defs", {}), "ErrorEnvelope": envelope}.items():
+                components.setdefault(name, definition)
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if "422" in operation.get("responses", {}):
+                        operation["responses"]["422"] = {
+                            "description": ERROR_STATUSES[422],
+                            "content": {"application/json": {"schema": {"$ref": ref.format(model="ErrorEnvelope")}}}}
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI, extra: dict[type[RagError], int] | None = None) -> None:
     """The envelope for domain errors (``extra`` maps edge-only errors), validation errors and HTTP errors."""
+    _document_validation_errors(app)
 
     @app.exception_handler(RagError)
     async def _rag_error(_: Request, exc: RagError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status_for(exc, extra))
+        retry_after = exc.details.get("retry_after")
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status_for(exc, extra),
+                            headers=None if retry_after is None else {"Retry-After": str(retry_after)})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only ingest,serve,scale,local] [--model 1.5b] [--docs N] [--chunks N] [--json-out F]`
+"""`python -m bench [--quick] [--only ingest,serve,scale,local,soak,jobs] [--model 1.5b] [--docs N] [--chunks N] [--soak-seconds S] [--json-out F]`
 
 Measures every performance target of the service on this machine in one run,
 beside the plain llama-index baseline where one exists, prints a table
@@ -17,8 +17,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable
 
-SECTIONS = ("ingest", "serve", "scale", "local")
-DEFAULT_SECTIONS = ("ingest", "serve", "scale")  # local needs the `local` extra and takes minutes per configuration
+SECTIONS = ("ingest", "serve", "scale", "local", "soak", "jobs")
+# local needs the `local` extra and takes minutes per configuration; soak takes ten minutes; jobs ~5 minutes
+# (`--only soak --json-out bench/results/soak.json`)
+DEFAULT_SECTIONS = ("ingest", "serve", "scale")
 
 
 def targets(r: dict[str, Any]) -> list[tuple[str, str, Any, bool | None, Any, str]]:
@@ -85,6 +87,43 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, Any, bool | None, Any, st
         add("local: answer p95, 2 threads", "", loc["sentences_2_threads"]["total_p95_s"], None, base["total_p95_s"],
             "s")
         add("extractive: answer p50, same questions", "", loc["extractive"]["total_p50_s"], None, None, "s")
+    if "jobs" in r:
+        j = r["jobs"]
+        for m in j["settings"]:
+            label = f"{m['job_threads']} job thread{'s' if m['job_threads'] > 1 else ''}"
+            add(f"/v1/ask p95 while a {j['upload_bytes'] / 1e6:.0f} MB upload is ingested, {label} "
+                f"({m['asks_during']} asks, {m['errors']} errors)", "≤ 2× idle", m["during_p95_ms"],
+                lambda v, m=m: v <= 2 * m["idle_p95_ms"] and m["errors"] == 0, m["idle_p95_ms"], "ms")
+            add(f"upload job embedding rate, {label}", "", m["job_chunks_per_s"], None, unit="chunks/s")
+    if "soak" in r:
+        k = r["soak"]
+        a, b, f = k["ask_start"], k["ask_end"], k["final"]
+        add(f"soak: errors ({k['requests']} requests in {k['seconds']:.0f} s and {k['warm_up']['requests']} in the "
+            f"warm-up, {k['clients']} clients, {k['backoffs_429']} 429s)", "0", k["errors"], lambda v: v == 0)
+        add("soak: throughput, mixed traffic", "", k["rps"], None, unit="req/s")
+
+        def change(ratio: float | None) -> float | None:
+            """end/start as a change in percent."""
+            return None if ratio is None else (ratio - 1) * 100
+
+        for p in ("p50", "p95"):
+            add(f"soak: /v1/ask {p} drift, end vs start ({a[p + '_ms'] or 0:.1f} → {b[p + '_ms'] or 0:.1f} ms)",
+                "≤ +20%", change(k[f"drift_{p}"]), lambda v: v <= 20, unit="%")
+        add(f"soak: RSS growth, end vs start ({k['rss_start_mb']:.0f} → {k['rss_end_mb']:.0f} MB)", "≤ +10%",
+            change(k["rss_growth"]), lambda v: v <= 10, unit="%")
+        add("soak: RSS growth over the second half", "", change(k["rss_growth_second_half"]), None, unit="%")
+        add("soak: RSS idle → after the warm-up (every client on every path once)", "", k["rss_after_warm_up_mb"],
+            None, k["rss_idle_mb"], "MB")
+        add(f"soak: uploaded and not deleted, listed at the end (of {f['ledger']})", "all", f["present"],
+            lambda v: v == f["ledger"] and not f["deleted_still_listed"])
+        add(f"soak: … answering “Where is <code>?”, citing themselves (of {f['answer_checked']} asked)", "all",
+            f["answerable"], lambda v: v == f["answer_checked"])
+        add("soak: … answering “Where does the soak beacon <code> stand?” (every note has those words)", "",
+            f["answerable_worded"], None)
+        during = k["during"]
+        add(f"soak: live notes' facts cited during the run (of {during.get('facts_asked', 0)} asked)", "",
+            during.get("facts_cited", 0), None)
+        add("soak: server log lines at WARNING or above", "", k["server_log"]["warnings_or_worse"], None)
     return rows
 
 
@@ -109,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, help="synthetic documents for the ingest run (default 2000; quick 24)")
     parser.add_argument("--chunks", type=int, help="chunks in the scale store (default 100000; quick 3000)")
     parser.add_argument("--no-server", action="store_true", help="skip the `chroma run` scale measurement")
+    parser.add_argument("--soak-seconds", type=float,
+                        help="soak section: seconds of mixed traffic (default 600; quick 60; at least 10)")
     parser.add_argument("--json-out", type=Path, help="write all figures as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -117,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     docs = args.docs or (24 if args.quick else 2000)
+    soak_seconds = args.soak_seconds or (60.0 if args.quick else 600.0)
+    if soak_seconds < 10:
+        parser.error("--soak-seconds must be at least 10")
     chunks = args.chunks or (3000 if args.quick else 100_000)
     result: dict[str, Any] = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, "
                               f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}",
@@ -142,6 +186,16 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"local: the {args.model} model, streamed answers beside the extractive mode …", file=sys.stderr)
         result["local"] = local_bench.run(args.model, questions=4 if args.quick else 8)
+    if "jobs" in only:
+        from bench import jobs_bench
+
+        print("jobs: asking while a big upload is ingested …", file=sys.stderr)
+        result["jobs"] = jobs_bench.run(args.quick)
+    if "soak" in only:
+        from bench import soak_bench
+
+        print(f"soak: {soak_seconds:.0f} s of mixed traffic from {soak_bench.CLIENTS} clients …", file=sys.stderr)
+        result["soak"] = soak_bench.run(soak_seconds)
     result["seconds"] = time.perf_counter() - started
     rows = targets(result)
     result["table"] = [dict(zip(("measure", "target", "measured", "passed", "baseline", "unit"), r)) for r in rows]

@@ -20,7 +20,7 @@ from rag.settings import Settings
 FIRST_QUESTION = "Why did China decline in 2023?"
 
 
-def _sequential(url: str, questions: list[str]) -> tuple[list[float], int]:
+def sequential_asks(url: str, questions: list[str]) -> tuple[list[float], int]:
     times, errors = [], 0
     with httpx.Client(base_url=url, timeout=30) as client:
         for q in questions:
@@ -76,8 +76,8 @@ def run(quick: bool = False) -> dict:
     out: dict = {}
     with serving(data) as server:
         out["cold_start_empty_s"] = server.first_answer_seconds(FIRST_QUESTION)
-        _sequential(server.url, questions[:30])  # warm
-        times, errors = _sequential(server.url, questions[: 40 if quick else 100])
+        sequential_asks(server.url, questions[:30])  # warm
+        times, errors = sequential_asks(server.url, questions[: 40 if quick else 100])
         out["ask_p50_ms"], out["ask_p95_ms"], out["ask_errors"] = pct(times, 50), pct(times, 95), errors
         out["concurrent"] = _concurrent(server.url, questions, clients=8, per_client=10 if quick else 25)
         out["stream"] = _stream_firsts(server.url, questions[:20])

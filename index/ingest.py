@@ -28,6 +28,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from llama_index.core import Document
 from llama_index.core.embeddings import BaseEmbedding
@@ -44,6 +45,8 @@ from rag.settings import ChunkSettings
 from rag.types import Chunk
 
 log = logging.getLogger(__name__)
+
+EmbedProgress = Callable[[int, int], None]  # (chunks embedded, chunks to embed) of the current batch of files
 
 PIPELINE_VERSION = "1"  # bump when cleaning or chunking changes meaning
 
@@ -109,11 +112,19 @@ class Ingestor:
         return self.ingest_files(named, source_root=str(root), prune=prune, progress=progress)
 
     def ingest_files(self, files: list[tuple[str, Path]], *, source_root: str, prune: bool = False,
-                     progress: bool = False) -> IngestReport:
-        """Ingest ``(doc_id, path)`` pairs; with ``prune``, drop documents of ``source_root`` not listed."""
+                     progress: bool = False, sweep: bool = True,
+                     on_embedded: EmbedProgress | None = None) -> IngestReport:
+        """Ingest ``(doc_id, path)`` pairs; with ``prune``, drop documents of ``source_root`` not listed.
+
+        ``sweep`` reconciles the stores before and after (a whole-folder run); adding single files beside
+        other writers must not, since another file's vectors are unreferenced until its commit.
+        ``on_embedded(done, total)`` is called after each embedding batch; an exception it raises stops
+        the run before the batch's documents are committed (their vectors are left for the next sweep).
+        """
         started = time.perf_counter()
         report = IngestReport()
-        self.reconcile()
+        if sweep:
+            self.reconcile()
         pending: list[_Pending] = []
         seen: set[str] = set()  # readable files: what stays indexed under this root
         bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not progress, leave=False)
@@ -151,17 +162,18 @@ class Ingestor:
                 continue
             pending.append(item)
             if sum(len(p.chunks) for p in pending) >= self.batch_size * 4:
-                self._flush(pending, source_root, report)
+                self._flush(pending, source_root, report, on_embedded)
                 pending = []
             bar.set_postfix(embedded=report.chunks_embedded)
-        self._flush(pending, source_root, report)
+        self._flush(pending, source_root, report, on_embedded)
         bar.close()
         if prune:
             for stored in self.docstore.documents(source_root=source_root):
                 if stored.doc_id not in seen:
                     self.remove(stored.doc_id)
                     report.removed.append(stored.doc_id)
-        self.reconcile()
+        if sweep:
+            self.reconcile()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -212,15 +224,20 @@ class Ingestor:
         vectors = {c.chunk_id: by_text[text_hash(c.text)] for c in chunks if text_hash(c.text) in by_text}
         return _Pending(doc_id, document, content_hash, chunks, vectors, [c.chunk_id for c in old], old_hash is None)
 
-    def _flush(self, pending: list[_Pending], source_root: str, report: IngestReport) -> None:
+    def _flush(self, pending: list[_Pending], source_root: str, report: IngestReport,
+               on_embedded: EmbedProgress | None = None) -> None:
         if not pending:
             return
         todo = [(p, c) for p in pending for c in p.chunks if c.chunk_id not in p.vectors]
+        if on_embedded is not None:
+            on_embedded(0, len(todo))
         for i in range(0, len(todo), self.batch_size):
             batch = todo[i:i + self.batch_size]
             embeddings = self.embedder.get_text_embedding_batch([c.text for _, c in batch])
             for (p, c), vec in zip(batch, embeddings):
                 p.vectors[c.chunk_id] = vec
+            if on_embedded is not None:
+                on_embedded(i + len(batch), len(todo))
         report.chunks_embedded += len(todo)
         embedded_here = {id(c) for _, c in todo}
         # 1. every new vector in one Chroma call (its per-call cost dwarfs the per-vector one);

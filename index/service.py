@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 from llama_index.core.embeddings import BaseEmbedding
 
@@ -42,11 +44,24 @@ class RagService:
         self.vectors = VectorIndex(settings.chroma, data_dir)  # first: an unreachable store creates nothing
         self.docstore = DocStore(data_dir / f"{settings.chroma.collection}.sqlite3", self.embedder.model_id)
         self.sentence_vectors = SentenceVectors(self.embedder)
+        self._locks_guard = threading.Lock()
+        self._doc_locks: dict[str, threading.Lock] = {}
 
     @cached_property
     def ingestor(self) -> Ingestor:
         return Ingestor(self.docstore, self.vectors, self.embedder, self.settings.chunk,
                         batch_size=self.settings.embed.batch_size, parser=build_parser(self.settings.parse))
+
+    @cached_property
+    def background_ingestor(self) -> Ingestor:
+        """The ingestor of upload jobs: its own embedder with ``RAG_API_JOB_THREADS`` threads (the in-process
+        model only; a remote embedder is shared) and its own parser, so a job leaves serving its cores."""
+        s = self.settings
+        embedder = self.embedder
+        if s.embed.provider == "onnx":
+            embedder = build_embedder(s.embed.model_copy(update={"threads": s.api.job_threads}))
+        return Ingestor(self.docstore, self.vectors, embedder, s.chunk, batch_size=s.embed.batch_size,
+                        parser=build_parser(s.parse))
 
     @cached_property
     def retriever(self) -> HybridRetriever:
@@ -137,51 +152,86 @@ class RagService:
             raise NotFoundError(f"no document {doc_id!r}", doc_id=doc_id)
         return stored
 
-    def add_files(self, files: list[tuple[str, bytes]]) -> list[FileResult]:
+    def add_files(self, files: list[tuple[str, bytes]], progress: AddProgress | None = None,
+                  background: bool = False) -> list[FileResult]:
         """Ingest uploaded files (name, content) through the same incremental pipeline.
 
         Each file is written to a temporary name, ingested under its final id,
         and only then moved into ``uploads/``: a file that fails leaves nothing
-        behind and the previous version, if any, untouched.
+        behind and the previous version, if any, untouched. ``progress`` hears
+        of each file's start, embedding batches and result; ``background`` embeds
+        with the background embedder (fewer threads: serving keeps the cores).
         """
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         names = [upload_name(name) for name, _ in files]  # every name is checked before anything is ingested
+        ingestor = self.background_ingestor if background else self.ingestor
         results = []
-        for (name, content), doc_id in zip(files, names):
-            final = self.uploads_dir / doc_id
-            fd, tmp_name = tempfile.mkstemp(dir=self.uploads_dir, prefix=".upload-", suffix=Path(doc_id).suffix)
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(content)
-                report = self.ingestor.ingest_files([(doc_id, tmp)], source_root=str(self.uploads_dir.resolve()))
-                if report.skipped:
-                    reason = report.skipped[0][1].replace(tmp.name, doc_id)  # name the file the user sent
-                    results.append(FileResult(name, doc_id, "skipped", reason))
-                    continue
-                try:
-                    os.replace(tmp, final)
-                except OSError:
-                    if report.added:  # no index entry without its file
-                        self.ingestor.remove(doc_id)
-                    raise
-                status = "added" if report.added else "updated" if report.updated else "unchanged"
-                results.append(FileResult(name, doc_id, status, None, len(self.docstore.chunk_ids(doc_id))))
-            finally:
-                tmp.unlink(missing_ok=True)
+        for i, ((name, content), doc_id) in enumerate(zip(files, names)):
+            if progress is not None:
+                progress.started(i)
+            on_embedded = None if progress is None else partial(progress.embedded, i)
+            with self._document_lock(doc_id):
+                result = self._add_file(ingestor, name, doc_id, content, on_embedded)
+            results.append(result)
+            if progress is not None:
+                progress.finished(i, result)
         return results
+
+    def _add_file(self, ingestor: Ingestor, name: str, doc_id: str, content: bytes,
+                  on_embedded: Callable[[int, int], None] | None) -> FileResult:
+        final = self.uploads_dir / doc_id
+        fd, tmp_name = tempfile.mkstemp(dir=self.uploads_dir, prefix=".upload-", suffix=Path(doc_id).suffix)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+            report = ingestor.ingest_files([(doc_id, tmp)], source_root=str(self.uploads_dir.resolve()),
+                                           sweep=False, on_embedded=on_embedded)
+            if report.skipped:
+                reason = report.skipped[0][1].replace(tmp.name, doc_id)  # name the file the user sent
+                return FileResult(name, doc_id, "skipped", reason)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if report.added:  # no index entry without its file
+                    ingestor.remove(doc_id)
+                raise
+            status = "added" if report.added else "updated" if report.updated else "unchanged"
+            return FileResult(name, doc_id, status, None, len(self.docstore.chunk_ids(doc_id)))
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @contextmanager
+    def _document_lock(self, doc_id: str) -> Iterator[None]:
+        """One writer per document id in this process (two uploads of one name must not interleave)."""
+        with self._locks_guard:
+            lock = self._doc_locks.setdefault(doc_id, threading.Lock())
+        with lock:
+            yield
 
     def delete_document(self, doc_id: str) -> None:
         """Remove a document from the index (and its uploaded file, if it was uploaded)."""
-        stored = self.document(doc_id)
-        self.ingestor.remove(doc_id)
-        if Path(stored.source_root) == self.uploads_dir.resolve():
-            (self.uploads_dir / doc_id).unlink(missing_ok=True)
+        with self._document_lock(doc_id):
+            stored = self.document(doc_id)
+            self.ingestor.remove(doc_id)
+            if Path(stored.source_root) == self.uploads_dir.resolve():
+                (self.uploads_dir / doc_id).unlink(missing_ok=True)
 
     def close(self) -> None:
-        if "ingestor" in self.__dict__:  # built on first use
-            self.ingestor.parser.close()
+        for name in ("ingestor", "background_ingestor"):
+            if name in self.__dict__:  # built on first use
+                self.__dict__[name].parser.close()
         self.docstore.close()
+
+
+class AddProgress(Protocol):
+    """What :meth:`RagService.add_files` reports of each file (``index``: its place in the upload)."""
+
+    def started(self, index: int) -> None: ...
+
+    def embedded(self, index: int, done: int, total: int) -> None: ...
+
+    def finished(self, index: int, result: FileResult) -> None: ...
 
 
 @dataclass
@@ -201,6 +251,9 @@ def upload_name(filename: str) -> str:
     name = Path(filename.replace("\\", "/")).name.strip()
     if not name or name.startswith(".") or name in {"..", "."}:
         raise InvalidInputError(f"unusable file name {filename!r}", filename=filename)
+    if any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in name):
+        raise InvalidInputError(f"file name {filename!r} holds control or invalid characters",
+                                filename=filename.encode("utf-8", "backslashreplace").decode())
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise InvalidInputError(f"file name longer than {MAX_NAME_BYTES} bytes", filename=filename[:80] + "…")
     return name

@@ -44,6 +44,11 @@ def validate_question(question: object, max_chars: int) -> str:
     if len(question) > max_chars:
         raise InvalidInputError(f"the question is {len(question)} characters long; the limit is {max_chars}",
                                 field="question", limit=max_chars)
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a JSON \u escape, an undecodable argv byte): not text
+        raise InvalidInputError("the question is not valid Unicode text (it holds a lone surrogate)",
+                                field="question") from None
     return question.strip()
 
 

@@ -106,6 +106,10 @@ class ApiSettings(_Group):
     key: SecretStr | None = Field(None, description="When set, every /v1 route needs `Authorization: Bearer <key>`.")
     max_upload_bytes: int = Field(10_000_000, ge=1, description="Largest file accepted by POST /v1/documents.")
     max_upload_files: int = Field(20, ge=1, description="Most files in one upload.")
+    job_threshold_bytes: int = Field(1_000_000, ge=0, description="An upload larger than this in all (bytes) is a background job: 202 at once, progress at GET /v1/jobs/{id}; smaller ones are ingested before the response.")
+    job_queue: int = Field(8, ge=1, le=1000, description="Upload jobs waiting at most (one runs at a time); beyond it uploads get 429 with Retry-After.")
+    job_threads: int = Field(1, ge=1, le=64, description="Threads the upload jobs' embedder uses (the in-process model), so that serving keeps the other cores.")
+    jobs_kept: int = Field(100, ge=1, description="Finished jobs remembered (GET /v1/jobs); older ones are forgotten.")
 
 
 class Settings(BaseSettings):

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import MetricsDep, ServiceDep
 from api.errors import error_body, internal_error_body
 from api.schemas import AskRequest, SourcePassage
-from api.sse import sse
+from api.sse import sse, stream_response
 from rag.errors import RagError
 from rag.pipeline import AnswerEvent, DeltaEvent, Event, SourcesEvent
 from rag.types import Answer
@@ -27,8 +27,8 @@ def ask(body: AskRequest, svc: ServiceDep, metrics: MetricsDep) -> Answer:
 
 @router.post("/ask/stream", summary="The same answer as Server-Sent Events",
              response_class=StreamingResponse,
-             responses={200: {"content": {"text/event-stream": {}},
-                              "description": "events: sources, delta…, answer, done (or error)"}})
+             responses=stream_response("events: sources, delta…, answer, done (or error)",
+                                       events=("sources", "delta", "answer", "done", "error")))
 def ask_stream(body: AskRequest, svc: ServiceDep, metrics: MetricsDep) -> StreamingResponse:
     events = svc.ask_stream(body.question, top_k=body.top_k, mode=body.mode)  # bad input raises here
     return StreamingResponse(_frames(events, metrics), media_type="text/event-stream",

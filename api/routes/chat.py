@@ -29,7 +29,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import MetricsDep, ServiceDep
 from api.errors import error_body, internal_error_body
 from api.schemas import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatResponseMessage, Usage
-from api.sse import sse
+from api.sse import sse, stream_response
 from rag.conversation import standalone_question
 from rag.errors import InvalidInputError, RagError
 from rag.citations import rendered_pieces
@@ -53,7 +53,9 @@ def _usage(body: ChatCompletionRequest, answer: Answer) -> Usage:
 
 
 @router.post("/chat/completions", response_model=ChatCompletion,
-             summary="OpenAI-compatible chat completions (stream or not)")
+             summary="OpenAI-compatible chat completions (stream or not)",
+             responses=stream_response("The completion; with `stream: true`, Server-Sent Events: "
+                                       "`chat.completion.chunk` objects, then `[DONE]`"))
 def chat_completions(body: ChatCompletionRequest, svc: ServiceDep, metrics: MetricsDep):
     question = _question(body)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, File, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
-from api.deps import ServiceDep, SettingsDep
+from api.deps import JobsDep, ServiceDep, SettingsDep
+from api.jobs import JobResponse
 from api.schemas import Deleted, DocumentInfo, DocumentList, DocumentWithText, UploadResponse, UploadResult
 from index.docstore import StoredDocument
 from index.loaders import READERS, UnreadableFileError, decode_bytes
@@ -45,8 +47,14 @@ def delete_document(doc_id: str, svc: ServiceDep) -> Deleted:
     return Deleted(deleted=doc_id)
 
 
-@router.post("", response_model=UploadResponse, summary="Upload files (multipart field `files`)")
-async def upload(svc: ServiceDep, settings: SettingsDep, files: list[UploadFile] = File(...)) -> UploadResponse:
+@router.post("", response_model=UploadResponse, summary="Upload files (multipart field `files`)",
+             responses={202: {"model": JobResponse, "description": "An upload larger than `RAG_API_JOB_THRESHOLD_BYTES`"
+                              " in all: queued as a job (`Location: /v1/jobs/{id}`)."}},
+             description="Small uploads are ingested before the response (200, each file's outcome); bigger ones "
+                         "answer 202 at once with a job to follow at `GET /v1/jobs/{id}`; 429 with `Retry-After` "
+                         "when the job queue is full.")
+async def upload(svc: ServiceDep, jobs: JobsDep, settings: SettingsDep,
+                 files: list[UploadFile] = File(...)) -> UploadResponse | JSONResponse:
     limits = settings.api
     if len(files) > limits.max_upload_files:
         raise InvalidInputError(f"{len(files)} files sent; at most {limits.max_upload_files} per upload",
@@ -57,6 +65,10 @@ async def upload(svc: ServiceDep, settings: SettingsDep, files: list[UploadFile]
         received.append((f.filename or "", content))
         upload_name(f.filename or "")
         _check(f.filename or "", content, limits.max_upload_bytes)
+    if sum(len(content) for _, content in received) > limits.job_threshold_bytes:
+        job = await run_in_threadpool(jobs.submit, received)
+        return JSONResponse(JobResponse(job=job).model_dump(mode="json"), status_code=202,
+                            headers={"Location": f"/v1/jobs/{job.id}"})
     results = await run_in_threadpool(svc.add_files, received)
     return UploadResponse(results=[UploadResult(**r.__dict__) for r in results])
 

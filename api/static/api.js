@@ -109,11 +109,13 @@ export const api = {
   documents: () => getJSON("/v1/documents"),
   document: (docId) => getJSON(docPath(docId)),
   deleteDocument: (docId) => getJSON(docPath(docId), { method: "DELETE" }),
+  /** Resolves to `{results}` (small uploads, ingested already) or `{job}` (202: follow it with api.job). */
   upload(files) {
     const form = new FormData();
     for (const file of files) form.append("files", file, file.name);
     return getJSON("/v1/documents", { method: "POST", body: form });
   },
+  job: (id) => getJSON(`/v1/jobs/${encodeURIComponent(id)}`),
 };
 
 // ---- streaming ---------------------------------------------------------------

@@ -3,7 +3,37 @@
 import { api } from "./api.js";
 import { el, formatSize } from "./render.js";
 
-const STATUS_TEXT = { added: "added", updated: "updated", unchanged: "unchanged", skipped: "skipped" };
+const STATUS_TEXT = { added: "added", updated: "updated", unchanged: "unchanged", skipped: "skipped",
+  failed: "failed", queued: "waiting", running: "ingesting" };
+const JOB_POLL_MS = 700;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One upload's row: name, status badge, reason or chunk count, and a progress bar while it is a job's. */
+function resultRow(r, progress) {
+  return el("li", {
+    class: `upload-result status-${r.status}`,
+    dataset: { testid: "upload-result", status: r.status },
+  },
+  el("span", { class: "upload-name" }, r.filename || r.doc_id),
+  el("span", { class: "badge" }, STATUS_TEXT[r.status] || r.status),
+  progress || null,
+  r.reason ? el("span", { class: "upload-reason" }, r.reason) : null,
+  r.chunks != null ? el("span", { class: "upload-reason" }, `${r.chunks} chunks`) : null);
+}
+
+function jobFileProgress(f, job) {
+  if (f.state !== "running" && f.state !== "queued") return null;
+  const share = f.chunks_total ? f.chunks_embedded / f.chunks_total : 0;
+  const left = f.state === "running" && job.progress.seconds_left != null
+    ? ` · about ${Math.max(1, Math.round(job.progress.seconds_left))} s left` : "";
+  const label = f.state === "queued" ? "waiting for the files before it"
+    : f.chunks_total ? `${f.chunks_embedded} of ${f.chunks_total} chunks embedded${left}` : "reading the file…";
+  return el("span", { class: "upload-progress" },
+    el("progress", { max: "1", value: String(share), dataset: { testid: "upload-progress" },
+      "aria-label": `${f.filename}: ${label}` }),
+    el("span", { class: "upload-reason" }, label));
+}
 
 export function initDocuments({ panel, showError, onChanged }) {
   const list = panel.querySelector(".document-list");
@@ -86,15 +116,9 @@ export function initDocuments({ panel, showError, onChanged }) {
       `Uploading ${files.length} file${files.length > 1 ? "s" : ""}…`));
     try {
       const body = await api.upload(files);
-      results.replaceChildren(...(body.results || []).map((r) => el("li", {
-        class: `upload-result status-${r.status}`,
-        dataset: { testid: "upload-result", status: r.status },
-      },
-      el("span", { class: "upload-name" }, r.filename || r.doc_id),
-      el("span", { class: "badge" }, STATUS_TEXT[r.status] || r.status),
-      r.reason ? el("span", { class: "upload-reason" }, r.reason) : null,
-      r.chunks != null ? el("span", { class: "upload-reason" }, `${r.chunks} chunks`) : null)));
-      onChanged((body.results || []).map((r) => r.doc_id).filter(Boolean));
+      const outcomes = body.job ? await followJob(body.job) : body.results || [];
+      results.replaceChildren(...outcomes.map((r) => resultRow(r)));
+      onChanged(outcomes.filter((r) => r.status !== "skipped" && r.status !== "failed").map((r) => r.doc_id));
     } catch (err) {
       results.replaceChildren(el("li", { class: "upload-result status-skipped" }, `Upload failed: ${err.message}`));
       showError(err, "Upload failed");
@@ -104,6 +128,19 @@ export function initDocuments({ panel, showError, onChanged }) {
     }
     await refresh();
   });
+
+  /** Show a big upload's job with a progress bar per file until it ends; resolve to its files' outcomes. */
+  async function followJob(job) {
+    for (;;) {
+      const rows = job.files.map((f) => resultRow({ ...f, status: f.state, chunks: null }, jobFileProgress(f, job)));
+      results.replaceChildren(...rows);
+      if (job.state === "done" || job.state === "failed") break;
+      await sleep(JOB_POLL_MS);
+      ({ job } = await api.job(job.id));
+    }
+    return job.files.map((f) => ({ filename: f.filename, doc_id: f.doc_id, status: f.state,
+      reason: f.reason || (job.state === "failed" ? job.reason : null), chunks: f.chunks }));
+  }
 
   return { refresh };
 }

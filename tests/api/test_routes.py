@@ -606,6 +606,8 @@ V1_CALLS = [
     ("POST", "/v1/documents", {"files": [("files", ("keyed.txt", REACTOR_V1, "text/plain"))]}),
     ("GET", "/v1/documents/001_c2d313378d47ce4e.txt", {}),
     ("DELETE", "/v1/documents/001_c2d313378d47ce4e.txt", {}),
+    ("GET", "/v1/jobs", {}),
+    ("GET", "/v1/jobs/0123abcd", {}),
 ]
 BAD_AUTH = {
     "missing": {},
@@ -633,7 +635,8 @@ def keyed(tmp_path_factory, module_env):
 def test_the_key_list_covers_every_v1_route(keyed):
     paths = keyed.get("/openapi.json").json()["paths"]
     routes = {(method.upper(), path) for path, ops in paths.items() if path.startswith("/v1") for method in ops}
-    called = {(m, re.sub(r"^/v1/documents/.+", "/v1/documents/{doc_id}", p)) for m, p, _ in V1_CALLS}
+    called = {(m, re.sub(r"^/v1/jobs/.+", "/v1/jobs/{job_id}", re.sub(r"^/v1/documents/.+", "/v1/documents/{doc_id}", p)))
+              for m, p, _ in V1_CALLS}
     assert routes == called
 
 

@@ -144,6 +144,14 @@ def model_down_server(browser, tmp_path_factory, request):
     return srv
 
 
+@pytest.fixture(scope="module")
+def jobs_server(browser, tmp_path_factory, request):
+    """Every upload over 1 kB is a background job."""
+    srv = _start_server(tmp_path_factory.mktemp("ui-server-jobs"), RAG_API_JOB_THRESHOLD_BYTES="1000")
+    request.addfinalizer(lambda: _stop(srv.process))
+    return srv
+
+
 @pytest.fixture()
 def page(browser, request):
     """A fresh browser context (own localStorage) per test; `page.errors` collects uncaught page errors."""
@@ -370,6 +378,31 @@ def test_upload_astral_text_highlights_exactly_then_delete(server, page, tmp_pat
     expect(docs.get_by_test_id("document")).to_have_count(5)
     expect(page.get_by_test_id("source-panel")).to_be_hidden()  # it showed the deleted document
     assert httpx.get(f"{server.url}/v1/documents/zephyr-log.txt").status_code == 404
+    assert page.errors == []
+
+
+def test_a_big_upload_shows_its_progress_bar_then_its_outcome(jobs_server, page, tmp_path):
+    from playwright.sync_api import expect
+
+    upload = tmp_path / "harbour-ledger.txt"
+    upload.write_text("\n".join(f"Ledger line {i}: the barge Tessaly-{i} brought {i % 89} bales of wool to "
+                                f"quay {i % 13} of Orrin Harbour." for i in range(1500)), encoding="utf-8")
+    page.goto(jobs_server.url)
+    docs = page.get_by_test_id("documents-panel")
+    expect(docs.get_by_test_id("document")).to_have_count(5)
+    page.get_by_test_id("upload-input").set_input_files(str(upload))
+    bar = docs.get_by_test_id("upload-progress")
+    expect(bar).to_be_visible()
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=upload-progress]')?.value) > 0",
+                           timeout=60_000)  # it moves as chunks are embedded
+    expect(bar).to_have_attribute("aria-label", re.compile(r"harbour-ledger\.txt: \d+ of \d+ chunks embedded"))
+    result = docs.get_by_test_id("upload-result")
+    expect(result).to_have_attribute("data-status", "added", timeout=180_000)
+    expect(result).to_contain_text("chunks")
+    expect(bar).to_have_count(0)
+    expect(docs.get_by_test_id("document")).to_have_count(6)
+    jobs = httpx.get(f"{jobs_server.url}/v1/jobs", timeout=10).json()["jobs"]
+    assert jobs[0]["state"] == "done" and jobs[0]["files"][0]["doc_id"] == "harbour-ledger.txt"
     assert page.errors == []
 
 

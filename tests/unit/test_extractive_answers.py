@@ -119,7 +119,7 @@ def test_draft_marks_each_sentence_with_its_passage(embedder):
 
 def test_validate_question():
     assert validate_question("  What happened?  ", 100) == "What happened?"
-    for bad in ["", "   \n\t ", None, 42]:
+    for bad in ["", "   \n\t ", None, 42, "Who met Xu \ud800?"]:  # a lone surrogate is not text
         with pytest.raises(InvalidInputError) as info:
             validate_question(bad, 100)
         assert info.value.details["field"] == "question"
