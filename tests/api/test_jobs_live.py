@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kit import ChildProcess, clean_env, free_port, rag_command
+from kit import ChildProcess, build_pdf, clean_env, free_port, rag_command
 
 from api.jobs import INTERRUPTED
 
@@ -89,20 +89,6 @@ def test_a_job_killed_with_its_server_fails_with_the_reason_and_a_reupload_compl
 
 
 # ---- hostile files ---------------------------------------------------------------------------------------------
-
-def build_pdf(objects: list[bytes]) -> bytes:
-    """A PDF whose object i+1 is ``objects[i]`` (object 1 the catalog), with a correct cross-reference table."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
 
 def empty_pages_pdf(pages: int) -> bytes:
     from pypdf import PdfWriter
