@@ -154,6 +154,7 @@ class JobRunner:
     # ---- the worker's side ------------------------------------------------------
 
     def _work(self) -> None:
+        _lower_priority()
         while not self._stopping.is_set():
             job_id = self._queue.get()
             if job_id is None or self._stopping.is_set():
@@ -259,6 +260,18 @@ class JobRunner:
         running = [self._snapshot(j) for j in self._jobs.values() if j.state == "running"]
         left = running[0].progress.seconds_left if running else None
         return int(min(300, max(5, left or 30)))
+
+
+JOB_NICENESS = 19
+
+
+def _lower_priority() -> None:
+    """Run this thread (and the parse worker it starts) at the lowest CPU priority: on Linux niceness is per
+    thread, so asks preempt the job's embedding instead of sharing the cores with it. Elsewhere a no-op."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
+    except (AttributeError, OSError):
+        pass
 
 
 class _Progress:

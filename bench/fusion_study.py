@@ -40,9 +40,8 @@ from typing import Callable
 
 from eval.gold import load_gold, locate_sources
 from eval.metrics import retrieval_scores
-from index.docstore import DocStore
 from index.ingest import Ingestor
-from index.vectors import VectorIndex
+from index.service import open_stores
 from rag.embeddings import build_embedder
 from rag.fusion import reciprocal_rank_fusion
 from rag.retrieval import HybridRetriever
@@ -174,8 +173,7 @@ class Store:
     def __init__(self, data_dir: Path, embedder, settings: Settings) -> None:
         self.settings = settings.model_copy(update={"data_dir": data_dir})
         self.embedder = embedder
-        self.vectors = VectorIndex(self.settings.chroma, data_dir)
-        self.docstore = DocStore(data_dir / f"{self.settings.chroma.collection}.sqlite3", embedder.model_id)
+        self.vectors, self.docstore = open_stores(self.settings, embedder.model_id)
 
     def ingest(self, corpus: Path) -> None:
         started = time.perf_counter()

@@ -15,8 +15,8 @@ import random
 from bench.measure import bench_env, warm_latency
 from bench.synthetic import unique_fact, write_corpus
 from eval.runner import baseline_system
-from index.service import RagService
 from index.docstore import DocStore
+from index.service import RagService, docstore_path
 from rag.embeddings import OnnxMiniLMEmbedding
 from rag.settings import REPO_ROOT, Settings
 
@@ -86,7 +86,7 @@ def run(documents: int) -> dict:
     first = _child_ingest(corpus, data)
     again = _child_ingest(corpus, data)
     settings = Settings(data_dir=data)
-    store = DocStore(data / f"{settings.chroma.collection}.sqlite3", OnnxMiniLMEmbedding().model_id)
+    store = DocStore(docstore_path(settings), OnnxMiniLMEmbedding().model_id)
     texts = [c.text for d in store.documents()[: max(1, ENCODER_SAMPLE // 5)] for c in store.chunks_of(d.doc_id)]
     texts = texts[:ENCODER_SAMPLE]
     encoder = raw_encoder_rate(texts, settings.embed.batch_size)

@@ -22,7 +22,7 @@ from bench.questions import varied_questions
 from bench.synthetic import corpus_sentences, unique_fact
 from index.chunking import chunk_text
 from rag.embeddings import OnnxMiniLMEmbedding
-from index.service import RagService
+from index.service import RagService, open_stores
 from rag.settings import Settings
 
 BATCH = 2000
@@ -30,7 +30,7 @@ BATCH = 2000
 
 def build_store(settings: Settings, embedder: OnnxMiniLMEmbedding, chunks: int, progress: bool = True) -> int:
     """Fill the configured store with about ``chunks`` chunks of synthetic documents."""
-    service = RagService(settings, embedder=embedder)
+    vectors, docstore = open_stores(settings, embedder.model_id)  # bulk rows with made-up vectors: below the service
     pool = corpus_sentences()
     rng = random.Random(11)
     np_rng = np.random.default_rng(11)
@@ -44,18 +44,18 @@ def build_store(settings: Settings, embedder: OnnxMiniLMEmbedding, chunks: int, 
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         nodes += [TextNode(id_=c.chunk_id, text=c.text, embedding=v.tolist(),
                            metadata={"doc_id": doc_id, "start": c.start, "end": c.end}) for c, v in zip(parts, vectors)]
-        service.docstore.replace_document(doc_id=doc_id, source_root="/bench/scale", title=f"Scale briefing {doc}",
-                                          date=None, url=None, content_hash=f"bench-{doc}", text=text, chunks=parts)
+        docstore.replace_document(doc_id=doc_id, source_root="/bench/scale", title=f"Scale briefing {doc}",
+                                  date=None, url=None, content_hash=f"bench-{doc}", text=text, chunks=parts)
         if len(nodes) >= BATCH:
-            service.vectors.add(nodes)
+            vectors.add(nodes)
             nodes = []
         written += len(parts)
         bar.update(len(parts))
         doc += 1
-    service.vectors.add(nodes)
+    vectors.add(nodes)
     bar.close()
-    count = service.chunk_count()
-    service.close()
+    count = docstore.chunk_count()
+    docstore.close()
     return count
 
 

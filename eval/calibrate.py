@@ -31,7 +31,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from eval.gold import GoldItem, load_gold, locate_sources
 from rag.answerability import FEATURES, MODEL_PATH, AnswerabilityModel
 from rag.settings import REPO_ROOT, Settings
 from rag.text import STOPWORDS, content_terms, stem, words
+
+if TYPE_CHECKING:
+    from index.docstore import StoredDocument
 
 SHARED = REPO_ROOT.parent / "shared" / "eval"
 DEFAULT_SETS = (
@@ -104,14 +107,14 @@ def collect(settings: Settings, sets=DEFAULT_SETS, work_dir: Path | None = None,
         data_dir = work_dir / f"{set_name}-{digest}"
         service = _service(settings, data_dir)
         service.ingest(Path(corpus), progress=progress)
-        problems = locate_sources(items, _text_reader(service.docstore))
+        problems = locate_sources(items, service.text_of)
         if problems:
             raise SystemExit(f"{gold_path}: gold quotes not found: {problems[:3]}")
         for item in tqdm(items, desc=f"{set_name} questions", disable=not progress, leave=False):
             group = item.sources[0].doc if item.sources else None
             rows += _rows_for(service, set_name, item, item.type, item.answerable, group, top_k)
         for item in tqdm(items, desc=f"{set_name} swapped terms", disable=not progress, leave=False):
-            swapped = swapped_question(item, service.docstore)
+            swapped = swapped_question(item, service)
             if swapped is not None:
                 rows += _rows_for(service, set_name, swapped, SWAPPED, False, item.sources[0].doc, top_k)
         doc_ids = [d.doc_id for d in service.documents()]
@@ -126,33 +129,44 @@ def collect(settings: Settings, sets=DEFAULT_SETS, work_dir: Path | None = None,
     return rows
 
 
-def swapped_question(item: GoldItem, docstore) -> GoldItem | None:
+class Corpus(Protocol):
+    """What :func:`swapped_question` reads of an index (a :class:`RagService`, or a bare docstore in tests)."""
+
+    def text_of(self, doc_id: str) -> str | None: ...
+
+    def documents(self) -> list[StoredDocument]: ...
+
+    def term_document_counts(self, terms: list[str], cap: int = 1000) -> dict[str, int]: ...
+
+
+def swapped_question(item: GoldItem, corpus: Corpus) -> GoldItem | None:
     """The question with its most distinctive word that its gold quote holds replaced by a word of
     another article that its own article never uses: it now asks about something the corpus does not say
     (SQuAD's adversarial questions are made the same way, by hand)."""
     if not item.answerable or not item.sources:
         return None
-    own = docstore.document(item.sources[0].doc)
-    if own is None or not own.text:
+    own_id = item.sources[0].doc
+    own_text = corpus.text_of(own_id)
+    if not own_text:
         return None
-    own_terms = set(content_terms(own.text))
+    own_terms = set(content_terms(own_text))
     quoted = {t for s in item.sources for t in content_terms(s.quote)}
     raw = [w for w in dict.fromkeys(words(item.question)) if w not in STOPWORDS and len(w) > 2]
-    counts = docstore.term_document_counts(raw)
+    counts = corpus.term_document_counts(raw)
     key = [w for w in raw if stem(w) in quoted]
     if not key:
         return None
     target = min(key, key=lambda w: (counts.get(w, 0), w))
-    others = sorted(d.doc_id for d in docstore.documents() if d.doc_id != own.doc_id)
+    others = sorted(d.doc_id for d in corpus.documents() if d.doc_id != own_id)
     if not others:
         return None
     seed = int(hashlib.sha1(item.id.encode()).hexdigest(), 16)
-    other = docstore.document(others[seed % len(others)])
+    other_text = corpus.text_of(others[seed % len(others)])
     capitalised = bool(re.search(rf"\b{re.escape(target[:1].upper() + target[1:])}\b", item.question))
-    shaped = sorted({w for w in re.findall(r"[^\W\d_]{5,}", other.text or "")
+    shaped = sorted({w for w in re.findall(r"[^\W\d_]{5,}", other_text or "")
                      if w[0].isupper() == capitalised and w.lower() not in STOPWORDS
                      and stem(w.lower()) not in own_terms})
-    rare = docstore.term_document_counts(shaped, cap=3)
+    rare = corpus.term_document_counts(shaped, cap=3)
     pool = [w for w in shaped if rare.get(w, 3) <= 2]
     if not pool:
         return None
@@ -162,14 +176,6 @@ def swapped_question(item: GoldItem, docstore) -> GoldItem | None:
         return None
     return GoldItem(id=f"{item.id}-swapped", question=question, answer="", must_include=[], sources=[],
                     type=SWAPPED, answerable=False)
-
-
-def _text_reader(docstore):
-    """A document's stored text by id (None for an unknown id), read once per call."""
-    def text_of(doc_id: str) -> str | None:
-        stored = docstore.document(doc_id)
-        return stored.text if stored else None
-    return text_of
 
 
 class _index_without:

@@ -153,6 +153,11 @@ class DocStore:
             (doc_id,)).fetchone()
         return StoredDocument(*row) if row else None
 
+    def text_of(self, doc_id: str) -> str | None:
+        """A document's stored text, or None for an unknown id."""
+        stored = self.document(doc_id)
+        return stored.text if stored else None
+
     def chunk_ids(self, doc_id: str | None = None) -> list[str]:
         if doc_id is None:
             return [r[0] for r in self._connect().execute("SELECT chunk_id FROM chunks")]

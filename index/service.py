@@ -40,9 +40,7 @@ class RagService:
     def __init__(self, settings: Settings, embedder: BaseEmbedding | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or build_embedder(settings.embed)
-        data_dir = Path(settings.data_dir)
-        self.vectors = VectorIndex(settings.chroma, data_dir)  # first: an unreachable store creates nothing
-        self.docstore = DocStore(data_dir / f"{settings.chroma.collection}.sqlite3", self.embedder.model_id)
+        self.vectors, self.docstore = open_stores(settings, self.embedder.model_id)
         self.sentence_vectors = SentenceVectors(self.embedder)
         self._locks_guard = threading.Lock()
         self._doc_locks: dict[str, threading.Lock] = {}
@@ -124,6 +122,14 @@ class RagService:
 
     def documents(self, source_root: str | None = None) -> list[StoredDocument]:
         return self.docstore.documents(source_root=source_root)
+
+    def text_of(self, doc_id: str) -> str | None:
+        """A document's stored text (citation offsets index into it), or None for an unknown id."""
+        return self.docstore.text_of(doc_id)
+
+    def term_document_counts(self, terms: list[str], cap: int = 1000) -> dict[str, int]:
+        """How many chunks contain each term (up to ``cap``): the keyword index's statistics."""
+        return self.docstore.term_document_counts(terms, cap=cap)
 
     def document_count(self) -> int:
         return self.docstore.document_count()
@@ -259,9 +265,20 @@ def upload_name(filename: str) -> str:
     return name
 
 
+def docstore_path(settings: Settings) -> Path:
+    return Path(settings.data_dir) / f"{settings.chroma.collection}.sqlite3"
+
+
+def open_stores(settings: Settings, model_id: str) -> tuple[VectorIndex, DocStore]:
+    """The configured vector index and docstore (vectors first: an unreachable store creates nothing). For
+    the service, and for store-level studies and benchmarks that write or read the stores directly."""
+    vectors = VectorIndex(settings.chroma, Path(settings.data_dir))
+    return vectors, DocStore(docstore_path(settings), model_id)
+
+
 def reset_index(settings: Settings) -> None:
     """Delete the configured collection and its docstore (for a model change or a fresh start)."""
     VectorIndex.drop(settings.chroma, Path(settings.data_dir))
-    base = Path(settings.data_dir) / f"{settings.chroma.collection}.sqlite3"
+    base = docstore_path(settings)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{base}{suffix}").unlink(missing_ok=True)
