@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from typing import Iterator
 
 import httpx
 
+from bench.processes import ChromaServer, free_port
 from eval.metrics import percentile
 from rag.settings import REPO_ROOT
 
@@ -60,12 +60,6 @@ def descendants(pid: int) -> list[int]:
         found += kids
         todo += kids
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -127,22 +121,9 @@ def serving(data_dir: Path, log: Path | None = None, **env: str) -> Iterator[Ser
 
 @contextmanager
 def chroma_server(path: Path) -> Iterator[int]:
-    """A real `chroma run` on 127.0.0.1; yields its port."""
-    port = free_port()
-    chroma = Path(sys.executable).parent / "chroma"
-    process = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """A real `chroma run` on 127.0.0.1 (its log beside its data); yields its port."""
+    server = ChromaServer(path, path.parent / f"{path.name}.log").start()
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise TimeoutError("chroma run did not start")
-        yield port
+        yield server.port
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        server.stop()
