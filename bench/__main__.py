@@ -109,7 +109,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, Any, bool | None, Any, st
         for p in ("p50", "p95"):
             add(f"soak: /v1/ask {p} drift, end vs start ({a[p + '_ms'] or 0:.1f} → {b[p + '_ms'] or 0:.1f} ms)",
                 "≤ +20%", change(k[f"drift_{p}"]), lambda v: v <= 20, unit="%")
-        add(f"soak: RSS growth, end vs start ({k['rss_start_mb']:.0f} → {k['rss_end_mb']:.0f} MB)", "≤ +10%",
+        add(f"soak: RSS growth, end vs start window medians ({k['rss_start_mb']:.0f} → {k['rss_end_mb']:.0f} MB)", "≤ +10%",
             change(k["rss_growth"]), lambda v: v <= 10, unit="%")
         add("soak: RSS growth over the second half", "", change(k["rss_growth_second_half"]), None, unit="%")
         add("soak: RSS idle → after the warm-up (every client on every path once)", "", k["rss_after_warm_up_mb"],

