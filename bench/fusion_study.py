@@ -198,7 +198,7 @@ class Store:
 
 def gold_set(store: Store, gold: Path) -> list[tuple[str, list[tuple[str, int, int]]]]:
     items = [i for i in load_gold(gold) if i.answerable and i.sources]
-    problems = locate_sources(items, lambda d: (doc := store.docstore.document(d)) and doc.text)
+    problems = locate_sources(items, store.docstore.text_of)
     if problems:
         print(f"  {len(problems)} gold-source problem(s), e.g. {problems[0]}", file=sys.stderr)
     return [(i.question, i.spans) for i in items if i.spans]

@@ -54,6 +54,7 @@ LARGE_SHARE = 0.04  # uploads that are large: over the job threshold, so the ser
 LARGE_BYTES = 48_000
 JOB_THRESHOLD_BYTES = 32_000  # RAG_API_JOB_THRESHOLD_BYTES of the server under test (its default: 1 MB)
 WINDOW_S, WARMUP_S = 60.0, 30.0  # at most; a short run uses 20% and 10% of its length
+LIVE_NOTES = 150  # uploads beyond this many live notes become deletes (the corpus would grow 250× otherwise)
 ANSWER_SAMPLE = 50  # ledger notes asked at the end (all of them when fewer)
 JOB_TIMEOUT_S = 300.0
 MAX_BACKOFF_S = 5.0
@@ -129,6 +130,10 @@ class Ledger:
     def __contains__(self, doc_id: str) -> bool:
         with self._lock:
             return doc_id in self._live
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._live)
 
     def notes(self) -> list[Note]:
         with self._lock:
@@ -242,6 +247,8 @@ class Client:
         try:
             while time.perf_counter() < deadline:
                 op = self.rng.choices(ops, weights)[0]
+                if op == "upload" and len(self.ledger) >= LIVE_NOTES:
+                    op = "delete"  # steady state: the index stays near its size, so RSS growth means a leak
                 note = self.ledger.take(self.rng) if op == "delete" else None  # taken: no other client deletes it
                 if note:
                     self.step("delete", note)
