@@ -129,3 +129,18 @@ def test_worker_pipes_numbered_past_1024_are_waited_on(tmp_path, isolated):
             f.close()
         isolated.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_worker_is_replaced_after_its_share_of_files(tmp_path, monkeypatch):
+    import index.parsing
+
+    monkeypatch.setattr(index.parsing, "FILES_PER_WORKER", 2)
+    parser = IsolatedParser(ParseSettings())
+    try:
+        pids = []
+        for i in range(3):
+            parser.load(write(tmp_path, f"f{i}.txt", f"File number {i} is read."))
+            pids.append(parser._worker.pid)
+        assert pids[0] == pids[1] != pids[2]
+    finally:
+        parser.close()
