@@ -65,13 +65,17 @@ def answer_scores(answer_text: str, answerable_gold: bool, answered: bool,
 
 def citation_scores(citations: Sequence[Span], citation_supported: Sequence[bool],
                     sentence_supported: Sequence[bool], gold: Sequence[Span]) -> dict[str, float | None]:
-    """ALCE-style citation precision (strict: overlaps a gold quote; lenient: or supports its sentence),
+    """ALCE-style citation precision (strict: overlaps a gold quote, counting an unanswerable question's
+    citations as wrong; ``precision_strict_answerable``: the same over answerable questions only; lenient: or
+    supports its sentence),
     citation recall (sentences with a supporting citation) and the share of gold sources cited."""
-    out: dict[str, float | None] = {"precision_strict": None, "precision_lenient": None, "recall": None,
-                                    "gold_cited": None}
+    out: dict[str, float | None] = {"precision_strict": None, "precision_strict_answerable": None,
+                                    "precision_lenient": None, "recall": None, "gold_cited": None}
     if citations:
         strict = [float(any(overlaps(c, g) for g in gold)) for c in citations]
         out["precision_strict"] = mean(strict)
+        # the same over questions that have gold sources: what the answers cite, apart from answering at all
+        out["precision_strict_answerable"] = mean(strict) if gold else None
         out["precision_lenient"] = mean(float(s or sup) for s, sup in zip(strict, citation_supported))
     if sentence_supported:
         out["recall"] = mean(float(s) for s in sentence_supported)

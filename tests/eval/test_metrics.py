@@ -168,7 +168,7 @@ def test_strict_versus_lenient_precision_and_recall():
     gold = [("d", 100, 200), ("e", 0, 50)]
     citations = [("d", 150, 250), ("d", 300, 400), ("f", 0, 50), ("e", 50, 60)]  # only the first overlaps gold
     scores = citation_scores(citations, [True, True, False, False], [True, False, True], gold)
-    assert scores["precision_strict"] == 0.25
+    assert scores["precision_strict"] == 0.25 and scores["precision_strict_answerable"] == 0.25
     assert scores["precision_lenient"] == 0.5  # strict hit or supports its sentence
     assert scores["recall"] == pytest.approx(2 / 3)
     assert scores["gold_cited"] == 0.5  # d cited, e only touched
@@ -192,6 +192,7 @@ def test_no_citations_leave_precision_none():
 def test_no_gold_and_no_sentences_leave_recall_and_gold_cited_none():
     scores = citation_scores([("d", 0, 10)], [True], [], [])
     assert scores["precision_strict"] == 0.0 and scores["precision_lenient"] == 1.0
+    assert scores["precision_strict_answerable"] is None  # an unanswerable question: wrong, but not counted there
     assert scores["recall"] is None and scores["gold_cited"] is None
 
 

@@ -28,7 +28,7 @@ GROUP_KEYS = {
                   "ndcg@10", "n"},
     "answer": {"must_include", "fully_covered", "false_refusal", "n"},
     "refusal": {"accuracy", "n"},
-    "citations": {"precision_strict", "precision_lenient", "recall", "gold_cited", "quote_chars", "chunk_chars",
+    "citations": {"precision_strict", "precision_strict_answerable", "precision_lenient", "recall", "gold_cited", "quote_chars", "chunk_chars",
                   "n"},
     "faithfulness": {"supported_sentences", "n"},
 }
@@ -113,7 +113,8 @@ def test_metrics_have_the_documented_groups_and_keys(result):
     dropped = [r["dropped_citations"] for r in result["items"]]
     assert metrics["drafts"]["dropped_citations_per_answer"] == pytest.approx(sum(dropped) / len(dropped))
     for path in ("retrieval.recall@5", "retrieval.mrr", "retrieval.ndcg@10", "answer.must_include",
-                 "citations.precision_strict", "citations.precision_lenient", "citations.recall",
+                 "citations.precision_strict", "citations.precision_strict_answerable",
+                 "citations.precision_lenient", "citations.recall",
                  "citations.gold_cited", "citations.quote_chars", "citations.chunk_chars",
                  "faithfulness.supported_sentences", "latency_ms.total.p50", "latency_ms.total.p95",
                  "refusal.accuracy", "answer.false_refusal", "decisions.overall.correct",
