@@ -73,8 +73,18 @@ def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
     return spans
 
 
+# A credit or date line that opens a paragraph: "(Deutsche Welle Chinese Website) The annual …", "【By Liu Bai,
+# Observer News】On August 29, …", "WASHINGTON (Reuters) - The …". It is not part of the sentence a quote cites.
+_CREDIT = re.compile(r"^\s*(?:[(\[【][^)\]】\n]{2,60}[)\]】]\s*|[A-Z][A-Z .,'-]{2,40}(?:,\s*[A-Z][a-z]+\.? \d{1,2})?"
+                     r"\s*\([^)\n]{2,30}\)\s*[-–—]+\s*)(?=[A-Z“\"‘'])")
+
+
 def _append_trimmed(spans: list[tuple[int, int]], segment: str, start: int, end: int, base: int) -> None:
     piece = segment[start:end]
+    if start == 0:
+        credit = _CREDIT.match(piece)
+        if credit:
+            start, piece = credit.end(), piece[credit.end():]
     stripped = piece.strip()
     if not stripped or not any(ch.isalnum() for ch in stripped):
         return

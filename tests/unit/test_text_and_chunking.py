@@ -20,6 +20,21 @@ def test_abbreviation_us_does_not_end_sentence():
     assert sentences(text) == ["The U.S. Army trained there in May.", "It was hot."]
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("(Deutsche Welle Chinese Website) The annual forum opens in June. It rains.",
+     ["The annual forum opens in June.", "It rains."]),
+    ("【By Liu Bai, Observer News】On August 29, a paper reported it.", ["On August 29, a paper reported it."]),
+    ("WASHINGTON (Reuters) - The talks began on Monday.", ["The talks began on Monday."]),
+    ("BEIJING, June 3 (Xinhua) -- Officials met today.", ["Officials met today."]),
+    # a parenthesis that is a sentence, or that sits inside one, stays
+    ("(This excludes taxes.) Prices rose.", ["(This excludes taxes.)", "Prices rose."]),
+    ("The talks (held in Lisbon) began.", ["The talks (held in Lisbon) began."]),
+])
+def test_a_credit_or_date_line_opening_a_paragraph_is_not_part_of_its_first_sentence(text, expected):
+    assert sentences(text) == expected
+    assert sentences(text, offset=100) == expected  # offsets still point at the stored text
+
+
 def test_initial_in_name_does_not_end_sentence():
     text = "Defense Secretary Lloyd J. Austin met the minister. They spoke for an hour."
     assert sentences(text) == ["Defense Secretary Lloyd J. Austin met the minister.", "They spoke for an hour."]
