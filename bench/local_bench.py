@@ -32,7 +32,7 @@ def gated_questions(service: RagService, limit: int) -> list[str]:
         if not item.get("answerable", True):
             continue
         retrieval = service.retrieve(item["question"])
-        if service.assess(item["question"], retrieval).answers(service.min_confidence):
+        if service.assess(item["question"], retrieval).answers():
             out.append(item["question"])
         if len(out) == limit:
             break

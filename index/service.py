@@ -97,7 +97,7 @@ class RagService:
         return self.retriever.retrieve(question, top_k)
 
     def assess(self, question: str, retrieval: Retrieval) -> Assessment:
-        return self.pipeline.assessor.assess(question, retrieval)
+        return self.pipeline.assessor.assess(question, retrieval, self.min_confidence)
 
     @property
     def min_confidence(self) -> float:

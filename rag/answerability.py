@@ -154,6 +154,25 @@ def question_asks_cause(question: str) -> bool:
     return bool(_CAUSE_QUESTION.search(question))
 
 
+# Polarity and degree: SQuAD 2.0's unanswerable questions are often an answerable one turned around ("What is
+# *not* prohibited…", "the *rarest* cause…" of a text that says "prohibited", "common causes"). Plain English
+# function words, the same for any corpus; the model learns how much a mismatch counts.
+_NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|without|cannot|lack|lacks|lacked|fail|fails|failed)\b|n['’]t\b",
+                       re.I)
+_DEGREE = re.compile(r"\b(most|least|more|less|fewer|fewest|only|first|highest|lowest|largest|smallest|"
+                     r"biggest|greatest|oldest|newest|youngest|earliest|latest|longest|shortest|best|worst|"
+                     r"rarest|commonest|sole|[a-z]{3,}(?:est|er)\s+than)\b", re.I)
+
+
+def negated(text: str) -> bool:
+    return bool(_NEGATION.search(text))
+
+
+def degree_words(text: str) -> set[str]:
+    """Superlatives, comparatives and "only"/"first": words that pick one thing out of many."""
+    return {m.group(0).lower().split()[0] for m in _DEGREE.finditer(text)}
+
+
 # ---- features ----------------------------------------------------------------
 
 #: The model's inputs, in order. Question-level features repeat on every candidate of the question.
@@ -185,6 +204,9 @@ FEATURES = (
     "year_missing",  # the question names a year the sentence, its passage and its title do not
     "cause_asked",  # the question asks why (question level: its answer states a cause, not the question's words)
     "cause_asked_and_stated",  # a why-question and a sentence with a causal connective
+    "negation_unmatched",  # the question is negated ("not", "never", "n't") and the sentence is not
+    "negation_added",  # the sentence is negated and the question is not
+    "degree_unmatched",  # the question picks one out ("most", "least", "only", "first") and the sentence lacks that word
     "passage_rank",  # 1 / (1 + rank of the passage)
     "both_rankers",  # the passage is in the top 10 of the dense and of the keyword ranking
     "log_words",  # length of the sentence
@@ -244,6 +266,30 @@ def question_category(question: str) -> set[str]:
     for match in _CATEGORY.finditer(question):
         out |= set(content_terms(match.group(2)))
     return out
+
+
+_WH_WORD = r"(?:(?:with|to|for|by|from|in|at|of|on)\s+)?(?:who|whom|whose|what|when|where|why|which|how)\b"
+_AUXILIARY = r"\s+(?:(?:long|many|much|often|far|old)\s+)?(?:do|does|did|is|are|was|were|has|have|had|will|would|can|could)\b"
+# a new part: after a question mark; after ", and" / "; but" before a wh-word; after a bare "and" only when the
+# wh-word opens a clause ("and how long did …", not "T-cells and what species?")
+_PART_BREAK = re.compile(rf"\?\s+(?=\w)|[,;]\s*(?:and|but|or)\s+(?={_WH_WORD})|\s+(?:and|but|or)\s+(?={_WH_WORD}{_AUXILIARY})",
+                         re.I)
+_LEADING_WH = re.compile(r"^\s*(?:(?:with|to|for|by|from|in|at|of|on)\s+)?(?:who|whom|whose|what|when|where|why|"
+                         r"which|how(?:\s+(?:many|much|long|old|far|often))?)\b\s*", re.I)
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a multi-part question asks, each on its own: "Who met …, and how long did their talks
+    last?" → "Who met …?", "how long did their talks last?". A part with no words of its own ("… and with
+    whom?", "Where and when was …") borrows those of the first part that has some, after its wh-word. A single
+    question is returned as it is."""
+    pieces = [p.strip(" ?,;") for p in _PART_BREAK.split(question.strip())]
+    pieces = [p for p in pieces if p]
+    if len(pieces) < 2:
+        return [question]
+    donor = next((p for p in pieces if content_terms(p)), pieces[0])
+    rest = _LEADING_WH.sub("", donor, count=1)
+    return [f"{p} {rest}?" if not content_terms(p) and rest != donor else f"{p}?" for p in pieces]
 
 
 def question_focus(question: str, size: int = 2) -> list[str]:
@@ -331,6 +377,8 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
     names_everywhere = (sum(n not in everywhere for n in q.names) / len(q.names)) if q.names else 0.0
     kind = expected_type(question)
     cause_asked = question_asks_cause(question)
+    question_negated = negated(question)
+    question_degree = degree_words(question)
     if candidates:
         query = np.asarray(retrieval.query_embedding, dtype=np.float32)
         matrix = vectors.get([c.text for c in candidates] + [_window(c) for c in candidates]) @ query
@@ -375,6 +423,9 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
             "year_missing": float(bool(q.years) and not (q.years & passage_years)),
             "cause_asked": float(cause_asked),
             "cause_asked_and_stated": float(cause_asked and bool(_CAUSAL.search(c.text))),
+            "negation_unmatched": float(question_negated and not negated(c.text)),
+            "negation_added": float(negated(c.text) and not question_negated),
+            "degree_unmatched": float(bool(question_degree - degree_words(c.text))),
             "passage_rank": 1.0 / (1 + c.hit_index),
             "both_rankers": float(in_top),
             "log_words": math.log(1 + len(c.text.split())),
@@ -448,9 +499,11 @@ class Assessment:
     candidates: list[Candidate]
     question_terms: QuestionTerms
     hits: Sequence[Hit]
+    parts: list["Assessment"] = field(default_factory=list)  # one per part of a multi-part question, else none
+    threshold: float = 0.5  # the confidence below which the sources are taken not to answer
 
-    def answers(self, threshold: float) -> bool:
-        return self.confidence >= threshold
+    def answers(self, threshold: float | None = None) -> bool:
+        return self.confidence >= (self.threshold if threshold is None else threshold)
 
     @property
     def reason(self) -> str:
@@ -465,18 +518,31 @@ class Assessor:
         self.stats = stats
         self.model = model or default_model()
 
-    def assess(self, question: str, retrieval: Retrieval) -> Assessment:
+    def assess(self, question: str, retrieval: Retrieval, threshold: float | None = None) -> Assessment:
+        """The judgement of the whole question, and of each of its parts when it asks more than one thing
+        (the whole question's confidence decides whether to answer; each part that passes ``threshold``, by
+        default the model's recommendation, brings its best sentence)."""
+        threshold = self.model.recommended_threshold if threshold is None else threshold
+        assessment = self._assess(question, retrieval, threshold)
+        parts = question_parts(question)
+        if len(parts) > 1 and assessment.candidates:
+            embeddings = self.vectors.get(parts)
+            assessment.parts = [self._assess(part, Retrieval(retrieval.hits, vector.tolist()), threshold)
+                                for part, vector in zip(parts, embeddings)]
+        return assessment
+
+    def _assess(self, question: str, retrieval: Retrieval, threshold: float) -> Assessment:
         candidates = candidates_from(retrieval.hits)
         q = featurize(question, retrieval, candidates, self.vectors, self.stats)
         if not candidates:
-            return Assessment(0.0, [], q, retrieval.hits)
+            return Assessment(0.0, [], q, retrieval.hits, threshold=threshold)
         logits = self.model.sentence_logits(candidates)
         for c, z in zip(candidates, logits):
             c.p = float(_sigmoid(z))
         order = np.argsort(-logits, kind="stable")
         ranked = [candidates[i] for i in order]
         confidence = round(float(self.model.answer_confidence(float(logits[order[0]]))), 4)
-        return Assessment(confidence, ranked, q, retrieval.hits)
+        return Assessment(confidence, ranked, q, retrieval.hits, threshold=threshold)
 
 
 def explain_refusal(q: QuestionTerms, hits: Sequence[Hit], best: Candidate | None) -> str:

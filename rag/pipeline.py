@@ -123,9 +123,10 @@ class AskPipeline:
         retrieval = self.retriever.retrieve(question, top_k)
         retrieved = time.perf_counter()
         yield SourcesEvent(retrieval.hits)
-        assessment = self.assessor.assess(question, retrieval)  # timed with the draft: it decides whether to answer
+        # timed with the draft: it decides whether to answer
+        assessment = self.assessor.assess(question, retrieval, self.min_confidence)
         fallback = None
-        if self.gated(mode) and not assessment.answers(self.min_confidence):
+        if self.gated(mode) and not assessment.answers():
             draft = Draft([], retrieval.hits)
         else:
             try:

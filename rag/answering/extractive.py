@@ -16,6 +16,8 @@ then by position, each with its passage's marker.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from rag.answerability import Assessment, Candidate, question_asks_cause
 from rag.answering import Draft
 from rag.citations import CitedSentence
@@ -49,8 +51,9 @@ class ExtractiveAnswerer:
         self.settings = settings
         self.vectors = vectors
 
-    def select(self, question: str, ranked: list[Candidate]) -> list[Candidate]:
-        """The best sentence, plus the few that add what the answer still needs."""
+    def select(self, question: str, ranked: list[Candidate], parts: Sequence[Assessment] = ()) -> list[Candidate]:
+        """The best sentence, then each part's best one (a multi-part question), plus the few that add what
+        the answer still needs."""
         if not ranked:
             return []
         best = ranked[0]
@@ -58,14 +61,21 @@ class ExtractiveAnswerer:
         floor = best.p * self.settings.relative_cutoff
         asked = set(content_terms(question))
         wants_cause = question_asks_cause(question)
+        by_place = {(c.doc_id, c.start): c for c in ranked}
+        part_best = [by_place[(a.candidates[0].doc_id, a.candidates[0].start)] for a in parts
+                     if a.candidates and a.answers()]
         pool = [c for c in ranked[1:] if c.p >= floor and not c.features.get("year_missing")]
-        if not pool:
+        if not pool and not part_best:
             return chosen
-        vectors = dict(zip((id(c) for c in [best, *pool]), self.vectors.get([c.text for c in [best, *pool]])))
+        considered = list({id(c): c for c in [best, *part_best, *pool]}.values())
+        vectors = dict(zip((id(c) for c in considered), self.vectors.get([c.text for c in considered])))
 
         def redundant(c: Candidate) -> bool:
             return any(float(vectors[id(c)] @ vectors[id(k)]) >= REDUNDANT_COSINE or restates(c, k) for k in chosen)
 
+        for c in part_best:
+            if len(chosen) < self.settings.max_sentences and all(c is not k for k in chosen) and not redundant(c):
+                chosen.append(c)
         for c in pool:
             if len(chosen) >= self.settings.max_sentences:
                 break
@@ -80,6 +90,6 @@ class ExtractiveAnswerer:
     def draft(self, question: str, retrieval: Retrieval, assessment: Assessment | None = None) -> Draft:
         if assessment is None or not assessment.candidates:
             return Draft([], retrieval.hits)
-        chosen = self.select(question, assessment.candidates)
+        chosen = self.select(question, assessment.candidates, assessment.parts)
         return Draft([CitedSentence(c.text, [c.hit_index + 1]) for c in chosen], retrieval.hits)
 

@@ -15,7 +15,7 @@ MATTIS_Q = "Which US defense secretary met Xu Qiliang in Beijing in 2018?"
 REFUSE_Q = "What is the recipe for banana bread with walnuts?"
 QUESTIONS = [
     MATTIS_Q,
-    "Why did China decline in 2023?",
+    "Why was China's refusal of the 2023 meeting seen as an unusually blunt signal?",
     "Where and when was the 2023 Shangri-La Dialogue held?",
     "Who did the Chinese ambassador meet at the Pentagon?",
     REFUSE_Q,

@@ -42,4 +42,6 @@ def test_cross_validated_figures_are_those_documented(refit):
     assert report["cross_validated"]["sentence_auc"] >= 0.95
     assert decisions["squad/out-of-corpus"]["correct"] >= 0.85
     assert decisions["squad/squad"]["correct"] >= 0.95  # false refusals stay rare
+    # the polarity and degree features: 0.120 without them, 0.213 measured with them
+    assert decisions["squad/squad-adversarial"]["correct"] >= 0.18
     assert decisions["news-dev/factoid"]["correct"] >= 0.9

@@ -9,7 +9,8 @@ import pytest
 
 from index.chunking import chunk_text
 from rag.answerability import (FEATURES, MODEL_PATH, AnswerabilityModel, Assessor, QuestionTerms,
-                               candidates_from, expected_type, explain_refusal, featurize, question_names)
+                               candidates_from, expected_type, explain_refusal, featurize, question_names,
+                               question_parts)
 from rag.embeddings import HashEmbedding
 from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors
@@ -164,6 +165,26 @@ def test_cause_feature_needs_a_why_question_and_a_causal_sentence(embedder):
     assert features_for("Did Spain reject the quota?", hits, embedder)[spain]["cause_asked_and_stated"] == 0.0
 
 
+def test_polarity_and_degree_must_match_between_question_and_sentence(embedder):
+    hits = make_hits([("fish", FISH)])
+    spain = "Spain rejected the sardine quota because its fleets depend on the northern grounds."
+    turned = features_for("What did Spain not reject?", hits, embedder)[spain]
+    plain = features_for("What did Spain reject?", hits, embedder)[spain]
+    assert turned["negation_unmatched"] == 1.0 and plain["negation_unmatched"] == 0.0
+    doc = "Spain never accepted the sardine quota.\nSpain accepted the sardine quota at last.\n"
+    f = features_for("Which quota did Spain accept?", make_hits([("q", doc)]), embedder)
+    assert f["Spain never accepted the sardine quota."]["negation_added"] == 1.0
+    assert f["Spain accepted the sardine quota at last."]["negation_added"] == 0.0
+    f = features_for("What is the largest sardine quota?", make_hits([("q", FISH)]), embedder)
+    assert all(v["degree_unmatched"] == 1.0 for v in f.values())  # no sentence says "largest"
+    doc = "The largest sardine quota went to Portugal.\nA small sardine quota went to Spain.\n"
+    f = features_for("What is the largest sardine quota?", make_hits([("q", doc)]), embedder)
+    assert f["The largest sardine quota went to Portugal."]["degree_unmatched"] == 0.0
+    assert f["A small sardine quota went to Spain."]["degree_unmatched"] == 1.0
+    # "how long did it last" is a verb, not a degree
+    assert all(v["degree_unmatched"] == 0.0 for v in features_for("How long did the talks last?", hits, embedder).values())
+
+
 # ---- the fitted model -----------------------------------------------------------
 
 
@@ -207,6 +228,34 @@ def test_assessor_ranks_by_the_model_and_calibrates_the_best(embedder):
     # the same evidence judged by a model that distrusts it
     doubtful = Assessor(SentenceVectors(embedder), stats, _model({"coverage": -6.0}, -6.0)).assess(question, retrieval)
     assert doubtful.confidence < 0.01 and not doubtful.answers(0.5)
+
+
+@pytest.mark.parametrize("question, parts", [
+    ("What quota did Portugal propose?", ["What quota did Portugal propose?"]),
+    ("Who met in Lisbon, and how long did their talks last?", ["Who met in Lisbon?", "how long did their talks last?"]),
+    ("When did Spain reject the quota, and with whom?",
+     ["When did Spain reject the quota?", "with whom did Spain reject the quota?"]),  # borrows the first part's words
+    ("Who won? When was it?", ["Who won?", "When was it won?"]),
+    ("Where and when were the talks held?", ["Where were the talks held?", "when were the talks held?"]),
+    ("Who met in Lisbon and how long did they talk?", ["Who met in Lisbon?", "how long did they talk?"]),
+    ("Hormones support T-cells and what species?", ["Hormones support T-cells and what species?"]),
+    ("Why did Spain and Portugal disagree?", ["Why did Spain and Portugal disagree?"]),  # "and" between names
+])
+def test_question_parts(question, parts):
+    assert question_parts(question) == parts
+
+
+def test_each_part_of_a_question_is_judged_on_its_own(embedder):
+    hits = make_hits([("fish", FISH), ("rain", RAIN)])
+    stats = CountingStats([h.text for h in hits])
+    assessor = Assessor(SentenceVectors(embedder), stats, _model({"coverage": 6.0}, -3.0))
+    single = "What quota did Portugal propose for sardines?"
+    assert assessor.assess(single, Retrieval(hits, embedder.get_query_embedding(single))).parts == []
+    question = "What quota did Portugal propose for sardines, and when will the talks resume in Madrid?"
+    assessment = assessor.assess(question, Retrieval(hits, embedder.get_query_embedding(question)), threshold=0.3)
+    assert [a.candidates[0].text.split()[:2] for a in assessment.parts] == [["Portugal", "proposed"], ["The", "talks"]]
+    assert all(a.threshold == 0.3 for a in [assessment, *assessment.parts])
+    assert assessment.answers() == (assessment.confidence >= 0.3)
 
 
 def test_no_passages_means_no_confidence(embedder):

@@ -7,7 +7,7 @@ import pytest
 
 from index.chunking import chunk_text, text_hash
 from index.docstore import DocStore
-from rag.answerability import FEATURES, AnswerabilityModel, Assessor, candidates_from
+from rag.answerability import FEATURES, AnswerabilityModel, Assessment, Assessor, candidates_from
 from rag.answering import Draft
 from rag.answering.extractive import ExtractiveAnswerer
 from rag.citations import parse_cited_sentences
@@ -65,6 +65,19 @@ def test_a_part_sentence_must_itself_be_likely_to_answer(embedder):
     assert len(select(question, cands, embedder, relative_cutoff=0.3)) == 2
 
 
+def test_each_answered_part_brings_its_best_sentence_whatever_its_share_of_the_whole(embedder):
+    hits = make_hits([("fish", FISH)])
+    question = "Who proposed a sardine quota, and when will the talks resume?"
+    cands = ranked(hits, {"Portugal proposed": 0.9, "The talks will resume": 0.05})
+    answered_part = Assessment(0.4, ranked(hits, {"The talks will resume": 0.5}), None, hits, threshold=0.3)
+    doubtful_part = Assessment(0.2, ranked(hits, {"The talks will resume": 0.5}), None, hits, threshold=0.3)
+    answerer = ExtractiveAnswerer(AnswerSettings(), SentenceVectors(embedder))
+    assert [c.text[:15] for c in answerer.select(question, cands, [answered_part])] == [
+        "Portugal propos", "The talks will "]
+    assert len(answerer.select(question, cands, [doubtful_part])) == 1  # the part itself is not answered
+    assert len(answerer.select(question, cands)) == 1  # 0.05 alone is far below half the best
+
+
 def test_a_why_question_takes_the_stated_cause(embedder):
     hits = make_hits([("fish", FISH)])
     cause = {"Spain rejecte": {"cause_asked_and_stated": 1.0}}
@@ -101,12 +114,11 @@ def test_draft_marks_each_sentence_with_its_passage(embedder):
     question = "Which month was the wettest in forty years?"
     answerer = ExtractiveAnswerer(AnswerSettings(), SentenceVectors(embedder))
 
-    class Judged:
-        candidates = ranked(hits, {"The national weather": 0.9})
+    judged = Assessment(0.9, ranked(hits, {"The national weather": 0.9}), None, hits)
 
     from rag.retrieval import Retrieval
 
-    draft = answerer.draft(question, Retrieval(hits=hits, query_embedding=[]), Judged())
+    draft = answerer.draft(question, Retrieval(hits=hits, query_embedding=[]), judged)
     ((cited),) = draft.sentences
     assert cited.text.startswith("The national weather office recorded the wettest April")
     assert cited.text in hits[cited.markers[0] - 1].text  # the sentence as it stands in its passage
