@@ -112,6 +112,11 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, Any, bool | None, Any, st
         add(f"soak: RSS growth, end vs start window medians ({k['rss_start_mb']:.0f} → {k['rss_end_mb']:.0f} MB)", "≤ +10%",
             change(k["rss_growth"]), lambda v: v <= 10, unit="%")
         add("soak: RSS growth over the second half", "", change(k["rss_growth_second_half"]), None, unit="%")
+        server_mb, children_mb = k["rss_server_mb"], k["rss_children_mb"]
+        add(f"soak: … of it the server process alone ({server_mb['start']:.0f} → {server_mb['end']:.0f} MB)", "",
+            change(k["rss_growth_server"]), None, unit="%")
+        add(f"soak: … and its parse workers ({children_mb['start']:.0f} → {children_mb['end']:.0f} MB)", "",
+            children_mb["end"] - children_mb["start"], None, unit="MB")
         add("soak: RSS idle → after the warm-up (every client on every path once)", "", k["rss_after_warm_up_mb"],
             None, k["rss_idle_mb"], "MB")
         add(f"soak: uploaded and not deleted, listed at the end (of {f['ledger']})", "all", f["present"],

@@ -428,14 +428,19 @@ def _server_log(log: Path) -> dict[str, Any]:
             "commonest": [{"message": m, "times": n, "request_id": example[m]} for m, n in messages.most_common(SAMPLES)]}
 
 
-def _rss_until(server: Server, t0: float, deadline: float, every: float) -> list[tuple[float, float]]:
-    """(seconds since t0, MB) of the server and its children, every ``every`` s until ``deadline`` and once at it."""
+def _rss_until(server: Server, t0: float, deadline: float, every: float) -> list[tuple[float, float, float]]:
+    """(seconds since t0, MB of the server and its children, MB of the server alone), every ``every`` s until
+    ``deadline`` and once at it."""
     series = []
     while (now := time.perf_counter()) < deadline:
-        series.append((round(now - t0, 1), server.rss_mb(children=True)))
+        series.append((round(now - t0, 1), server.rss_mb(children=True), server.rss_mb()))
         time.sleep(min(every, deadline - now))
-    series.append((round(time.perf_counter() - t0, 1), server.rss_mb(children=True)))
+    series.append((round(time.perf_counter() - t0, 1), server.rss_mb(children=True), server.rss_mb()))
     return series
+
+
+def _median_in(series: list[tuple[float, float, float]], column: int, start: float, end: float) -> float:
+    return statistics.median(row[column] for row in series if start <= row[0] <= end)
 
 
 def run(seconds: float = 600.0) -> dict[str, Any]:
@@ -457,7 +462,6 @@ def run(seconds: float = 600.0) -> dict[str, Any]:
             t0 = tally.t0 = time.perf_counter()
             running = [threads.submit(c.run, t0 + seconds) for c in clients]
             rss = _rss_until(server, t0, t0 + seconds, min(5.0, seconds / 60))
-            rss_main = server.rss_mb()
             for r in running:
                 r.result()
         wall = time.perf_counter() - t0
@@ -466,9 +470,11 @@ def run(seconds: float = 600.0) -> dict[str, Any]:
     end = _window(tally, "ask", seconds - window, seconds)
     # RSS swings by a few hundred MB with the requests in flight (8 clients, embedding batches): compare the
     # median of the samples in the start window with that of the end window, not two single samples.
-    rss_start = statistics.median(mb for at, mb in rss if warm <= at <= warm + window)
-    rss_end = statistics.median(mb for at, mb in rss if at >= seconds - window)
-    rss_middle = statistics.median(mb for at, mb in rss if seconds / 2 - window / 2 <= at <= seconds / 2 + window / 2)
+    windows = {"start": (warm, warm + window), "middle": (seconds / 2 - window / 2, seconds / 2 + window / 2),
+               "end": (seconds - window, float("inf"))}
+    rss_start, rss_middle, rss_end = (_median_in(rss, 1, *windows[k]) for k in ("start", "middle", "end"))
+    # the server alone and its parse workers apart: a worker's heap grows until it is replaced (200 files)
+    server_only = {k: _median_in(rss, 2, *span) for k, span in windows.items()}
     return {
         "seconds": seconds, "wall_s": wall, "clients": CLIENTS, "mix": MIX, "warmup_s": warm, "window_s": window,
         "cold_start_s": cold,
@@ -485,8 +491,11 @@ def run(seconds: float = 600.0) -> dict[str, Any]:
         "ask_start": start, "ask_end": end,
         "drift_p50": _ratio(end["p50_ms"], start["p50_ms"]), "drift_p95": _ratio(end["p95_ms"], start["p95_ms"]),
         "rss_idle_mb": rss_idle, "rss_after_warm_up_mb": rss[0][1], "rss_start_mb": rss_start, "rss_end_mb": rss_end,
-        "rss_end_children_mb": rss_end - rss_main, "rss_peak_mb": max(mb for _, mb in rss),
-        "rss_growth": rss_end / rss_start, "rss_growth_second_half": rss_end / rss_middle, "rss_series": rss,
+        "rss_server_mb": server_only, "rss_children_mb": {k: round({"start": rss_start, "middle": rss_middle,
+                                                                  "end": rss_end}[k] - v, 1) for k, v in server_only.items()},
+        "rss_end_children_mb": rss_end - server_only["end"], "rss_peak_mb": max(row[1] for row in rss),
+        "rss_growth": rss_end / rss_start, "rss_growth_second_half": rss_end / rss_middle,
+        "rss_growth_server": server_only["end"] / server_only["start"], "rss_series": rss,
         "during": dict(tally.counts), "job_p50_s": pct(tally.job_seconds, 50), "job_p95_s": pct(tally.job_seconds, 95),
         "final": final, "server_log": _server_log(work / "server.log"),
     }

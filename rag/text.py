@@ -107,9 +107,10 @@ def content_terms(text: str) -> list[str]:
     return list(_content_terms(text))
 
 
-@lru_cache(maxsize=32768)
+@lru_cache(maxsize=8192)
 def _content_terms(text: str) -> tuple[str, ...]:
-    # cached: the same passages and sentences are read again by every question that retrieves them
+    # cached: the same passages and sentences are read again by every question that retrieves them (8192
+    # entries, ~20 MB with passage-long keys: a bounded cache still fills over a long run, so keep it small)
     return tuple(stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
 
 

@@ -293,3 +293,39 @@ def test_category_words_do_not_count_as_missing(embedder):
     f = features_for("Which country proposed a quota of four thousand tonnes?", hits, embedder)
     best = f["Portugal proposed a quota of four thousand tonnes for sardines in the northern zone."]
     assert best["sentence_missing_idf"] > 0 and best["specific_missing_sentence"] == 0.0
+
+
+# ---- the sentence-vector cache ----------------------------------------------------
+
+
+class CountingEmbedder(HashEmbedding):
+    """The hashed bag of words, counting the texts it embeds."""
+
+    embedded: int = 0
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        self.embedded += len(texts)
+        return super()._get_text_embeddings(texts)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        self.embedded += 1
+        return super()._get_text_embedding(text)
+
+
+def test_sentence_vectors_are_cached_small_and_bounded():
+    embedder = CountingEmbedder()
+    vectors = SentenceVectors(embedder, max_items=3)
+    texts = ["Portugal proposed a quota.", "Spain rejected it.", "Portugal proposed a quota."]
+    rows = vectors.get(texts)
+    assert rows.dtype == np.float32 and rows.shape[0] == 3
+    assert embedder.embedded == 2 and len(vectors) == 2  # the repeated text embedded once
+    exact = np.asarray(embedder.get_text_embedding_batch(texts[:2]), dtype=np.float32)
+    assert np.abs(rows[:2] - exact).max() < 1e-3  # kept in half precision: cosines move by less than 0.001
+    assert not np.allclose(rows[0], rows[1])
+    before = embedder.embedded
+    vectors.get(texts)
+    assert embedder.embedded == before  # warm: nothing re-embedded
+    vectors.get(["One more.", "And another.", "A third new one."])
+    assert len(vectors) == 3  # bounded: the oldest entries went
+    vectors.get(texts[:1])
+    assert embedder.embedded == before + 3 + 1  # evicted, so embedded again
