@@ -42,6 +42,8 @@ class Readiness(BaseModel):
     status: Literal["ready", "empty"] = Field(..., description="`empty` until something is ingested.")
     documents: int
     chunks: int
+    stores: dict[str, str] = Field(..., description="Where the vectors and the documents live (both were reached).",
+                                   examples=[{"vectors": "chroma embedded (rag_chunks)", "documents": "sqlite embedded"}])
 
 
 EXAMPLE_QUESTION = "Who met Xu Qiliang in Beijing in 2018?"

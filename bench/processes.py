@@ -98,3 +98,64 @@ class ChromaServer:
         if self.child is not None:
             self.child.stop()
             self.child = None
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PostgresServer:
+    """A real PostgreSQL server (Debian's postgresql 15) in a temporary directory on a loopback port.
+
+    The server refuses to run as root: as root, ``initdb`` and ``pg_ctl`` run as the ``postgres`` user the
+    package creates (the directory is handed to it, so it must not sit inside a directory only root may
+    enter: give it one made by ``tempfile.mkdtemp()``); otherwise as the current user. Trust authentication on
+    127.0.0.1 only; ``url`` names database ``rag``."""
+
+    def __init__(self, path: Path, port: int | None = None) -> None:
+        self.path, self.port = Path(path), port or free_port()
+        self.data = self.path / "pgdata"
+        self.log = self.path / "postgres.log"
+
+    @staticmethod
+    def available() -> bool:
+        return (PG_BIN / "pg_ctl").exists()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/rag"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        import os
+
+        command = list(args)
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, cwd="/")
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(args[:2])} failed ({done.returncode}): {done.stderr[-2000:]}")
+        return done
+
+    def start(self, timeout: float = 60.0) -> "PostgresServer":
+        import os
+        import shutil
+
+        assert self.available(), f"PostgreSQL not found in {PG_BIN}: run scripts/setup-postgres.sh"
+        self.path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.path, "postgres", "postgres")
+        if not self.data.exists():
+            self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                      "--encoding=UTF8", "--locale=C.UTF-8")
+        self.resume(timeout)
+        self._run(str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+                  "-c", "CREATE DATABASE rag", check=False)
+        return self
+
+    def resume(self, timeout: float = 60.0) -> None:
+        """Start (again) on the same port and data directory."""
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(timeout)),
+                  "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.path} -c fsync=off", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.data.exists():
+            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)

@@ -40,7 +40,8 @@ def service_for_corpus(settings: Settings, corpus_dir: Path, *,
     """A service over its own index of ``corpus_dir`` (see :func:`corpus_data_dir`), brought up to date
     first: ingestion is incremental, so unchanged files cost nothing, and files gone from the folder are
     pruned. With a Chroma server the collection gets the same suffix, so the evaluation never writes into
-    the served collection. Raises InvalidInputError when ``corpus_dir`` is not a folder."""
+    the served collection; with ``RAG_DATABASE_URL`` the corpus's docstore is still the embedded one in its
+    folder, so it never writes into the shared database either. Raises InvalidInputError when ``corpus_dir`` is not a folder."""
     folder = Path(corpus_dir).expanduser()
     if not folder.is_dir():
         what = "not a folder" if folder.exists() else "no such folder"
@@ -51,6 +52,8 @@ def service_for_corpus(settings: Settings, corpus_dir: Path, *,
     if settings.chroma.host:
         update["chroma"] = settings.chroma.model_copy(
             update={"collection": f"{settings.chroma.collection}-{data_dir.name.rsplit('-', 1)[1]}"})
+    # nor into the shared database: its documents and keywords live in the corpus's own embedded docstore
+    update["database_url"] = None
     data_dir.mkdir(parents=True, exist_ok=True)
     service = RagService(settings.model_copy(update=update))
     try:

@@ -56,6 +56,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(text, tokenize='porter u
 KEYWORD_ROW_BUDGET = 5000
 
 
+def rarest_within_budget(terms: list[str], counts: dict[str, int], budget: int) -> list[str]:
+    """Terms rarest first while the rows they match stay within ``budget``; the rarest always."""
+    keep: list[str] = []
+    matched = 0
+    for term in sorted(terms, key=lambda t: counts[t]):
+        if keep and matched + counts[term] > budget:
+            break
+        keep.append(term)
+        matched += counts[term]
+    return keep
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     doc_id: str
@@ -202,15 +214,8 @@ class DocStore:
     def _selective_terms(self, terms: list[str]) -> list[str]:
         if len(terms) <= 1 or self.approximate_chunk_count() <= KEYWORD_ROW_BUDGET:
             return terms
-        counts = self.term_document_counts(terms, cap=KEYWORD_ROW_BUDGET + 1)
-        keep: list[str] = []
-        matched = 0
-        for term in sorted(terms, key=lambda t: counts[t]):
-            if keep and matched + counts[term] > KEYWORD_ROW_BUDGET:
-                break
-            keep.append(term)
-            matched += counts[term]
-        return keep
+        return rarest_within_budget(terms, self.term_document_counts(terms, cap=KEYWORD_ROW_BUDGET + 1),
+                                    KEYWORD_ROW_BUDGET)
 
     def approximate_chunk_count(self) -> int:
         """The largest chunk row id: O(1), at least the chunk count (deleted rows leave gaps)."""

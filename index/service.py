@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Protocol
 from llama_index.core.embeddings import BaseEmbedding
 
 from index.docstore import DocStore, StoredDocument
+from index.pg_docstore import PostgresDocStore, redact, reset_database
 from index.ingest import Ingestor, IngestReport
 from index.parsing import build_parser
 from index.vectors import VectorIndex
@@ -143,8 +144,19 @@ class RagService:
         return self.vectors.store
 
     def check_store(self) -> None:
-        """Raise :class:`StoreUnavailableError` when the vector store cannot be reached."""
+        """Raise :class:`StoreUnavailableError` when the vector store or the docstore cannot be reached."""
         self.vectors.heartbeat()
+        self.docstore.document_count()
+
+    def stores(self) -> dict[str, str]:
+        """Where the vectors and the documents live (no passwords), for /readyz."""
+        chroma = self.settings.chroma
+        scheme = "https" if chroma.ssl else "http"
+        vectors = (f"chroma {scheme}://{chroma.host}:{chroma.port} ({chroma.collection})" if chroma.host
+                   else f"chroma embedded ({chroma.collection})")
+        url = self.settings.database_url
+        documents = f"postgresql {redact(url.get_secret_value())}" if url is not None else "sqlite embedded"
+        return {"vectors": vectors, "documents": documents}
 
     # ---- documents ----------------------------------------------------------
 
@@ -269,16 +281,26 @@ def docstore_path(settings: Settings) -> Path:
     return Path(settings.data_dir) / f"{settings.chroma.collection}.sqlite3"
 
 
-def open_stores(settings: Settings, model_id: str) -> tuple[VectorIndex, DocStore]:
+def open_docstore(settings: Settings, model_id: str) -> DocStore | PostgresDocStore:
+    """The embedded SQLite docstore, or the PostgreSQL one when ``RAG_DATABASE_URL`` is set."""
+    if settings.database_url is not None:
+        return PostgresDocStore(settings.database_url.get_secret_value(), model_id)
+    return DocStore(docstore_path(settings), model_id)
+
+
+def open_stores(settings: Settings, model_id: str) -> tuple[VectorIndex, DocStore | PostgresDocStore]:
     """The configured vector index and docstore (vectors first: an unreachable store creates nothing). For
     the service, and for store-level studies and benchmarks that write or read the stores directly."""
     vectors = VectorIndex(settings.chroma, Path(settings.data_dir))
-    return vectors, DocStore(docstore_path(settings), model_id)
+    return vectors, open_docstore(settings, model_id)
 
 
 def reset_index(settings: Settings) -> None:
     """Delete the configured collection and its docstore (for a model change or a fresh start)."""
     VectorIndex.drop(settings.chroma, Path(settings.data_dir))
+    if settings.database_url is not None:
+        reset_database(settings.database_url.get_secret_value())
+        return
     base = docstore_path(settings)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{base}{suffix}").unlink(missing_ok=True)

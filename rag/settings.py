@@ -124,6 +124,7 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(BUNDLED_CORPUS, description="Default corpus for `rag ingest` with no path.")
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
     log_format: Literal["text", "json"] = Field("text", description="`rag serve` log lines: text (with the request id) or json (one object per line).")
+    database_url: SecretStr | None = Field(None, description="PostgreSQL URL (postgresql://user:password@host:port/db) for the docstore and keyword index that several API replicas share; unset: the embedded SQLite file in the data directory.")
     chroma: ChromaSettings = ChromaSettings()
     embed: EmbedSettings = EmbedSettings()
     chunk: ChunkSettings = ChunkSettings()

@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/setup-browser.sh
+scripts/setup-postgres.sh
 export HF_HUB_OFFLINE=1
 exec .venv/bin/python -m pytest -m "slow or not slow" "$@"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.processes import CHROMA, ChildProcess, ChromaServer, free_port, http_ok  # noqa: F401 — one harness
+from bench.processes import (CHROMA, ChildProcess, ChromaServer, PostgresServer, free_port,  # noqa: F401 — one harness
+                             http_ok)
 from rag.settings import Settings
 
 #: Variables that could point a test at a real server or model: every ``RAG_*`` one and the OpenAI client's own.

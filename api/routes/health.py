@@ -17,12 +17,13 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Readiness, summary="The store is reachable and the index loaded",
+@router.get("/readyz", response_model=Readiness, summary="Both stores are reachable and the index loaded",
             responses=error_responses(503))
 def readyz(svc: ServiceDep) -> dict:
     svc.check_store()
     documents = svc.document_count()
-    return {"status": "ready" if documents else "empty", "documents": documents, "chunks": svc.chunk_count()}
+    return {"status": "ready" if documents else "empty", "documents": documents, "chunks": svc.chunk_count(),
+            "stores": svc.stores()}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

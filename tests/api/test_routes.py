@@ -75,6 +75,7 @@ def test_readyz_counts_match_the_document_list(shared):
     assert ready["status"] == "ready"
     assert ready["documents"] == len(documents) == len(BUNDLED_IDS) == 5
     assert ready["chunks"] == sum(d["chunks"] for d in documents) > 5
+    assert ready["stores"] == {"vectors": "chroma embedded (rag_chunks)", "documents": "sqlite embedded"}
 
 
 def test_openapi_lists_every_route(shared):
@@ -747,7 +748,8 @@ def test_empty_index_is_409_until_something_is_uploaded(start_app, tmp_path):
     empty.mkdir()
     client = start_app(corpus_dir=empty)
     assert client.get("/healthz").status_code == 200
-    assert client.get("/readyz").json() == {"status": "empty", "documents": 0, "chunks": 0}
+    assert client.get("/readyz").json() == {"status": "empty", "documents": 0, "chunks": 0, "stores": {
+        "vectors": "chroma embedded (rag_chunks)", "documents": "sqlite embedded"}}
     assert client.get("/v1/documents").json() == {"documents": []}
     assert_envelope(client.post("/v1/ask", json={"question": MATTIS_Q}), 409, "index_empty")
     assert_envelope(client.post("/v1/ask/stream", json={"question": MATTIS_Q}), 409, "index_empty")

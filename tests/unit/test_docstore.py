@@ -1,4 +1,5 @@
-"""The SQLite docstore: documents, chunk rows and the FTS5 keyword index."""
+"""The docstore: documents, chunk rows and the keyword index, on SQLite (FTS5) and, in the slow tier, on a
+real PostgreSQL server (``RAG_DATABASE_URL``): the same tests for both."""
 
 from __future__ import annotations
 
@@ -33,11 +34,38 @@ UNICODE = (
 )
 
 
+def integrity_errors() -> tuple[type[Exception], ...]:
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
+def open_store(request, tmp_path):
+    """Opens the docstore under test (again, on the same file or database, when called again)."""
+    opened = []
+    if request.param == "postgres":
+        from index.pg_docstore import PostgresDocStore
+
+        url = request.getfixturevalue("database_url")
+
+        def factory(model: str = MODEL):
+            opened.append(PostgresDocStore(url, model))
+            return opened[-1]
+    else:
+        def factory(model: str = MODEL):
+            opened.append(DocStore(tmp_path / "d.sqlite3", model))
+            return opened[-1]
+    yield factory
+    for s in opened:
+        s.close()
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = DocStore(tmp_path / "d.sqlite3", MODEL)
-    yield s
-    s.close()
+def store(open_store):
+    return open_store()
 
 
 def put(store: DocStore, doc_id: str, text: str, size: int = 12, overlap: int = 0, title: str | None = None) -> list[Chunk]:
@@ -45,6 +73,23 @@ def put(store: DocStore, doc_id: str, text: str, size: int = 12, overlap: int = 
     store.replace_document(doc_id=doc_id, source_root="root", title=title or doc_id.title(), date="2023-05-30",
                            url=f"https://ex.com/{doc_id}", content_hash=text_hash(text), text=text, chunks=chunks)
     return chunks
+
+
+def assert_keywords_match_chunks(store) -> None:
+    """Keyword entries belong to live chunks only, and the corpus totals BM25 reads are right."""
+    if isinstance(store, DocStore):
+        con = sqlite3.connect(store.path)
+        assert con.execute("SELECT count(*) FROM chunk_fts").fetchone()[0] == store.chunk_count()
+        con.close()
+        return
+    import psycopg
+
+    with psycopg.connect(store.url) as con:
+        assert con.execute("SELECT count(*) FROM chunk_terms WHERE chunk NOT IN (SELECT id FROM chunks)").fetchone()[0] == 0
+        assert con.execute("SELECT count(DISTINCT chunk) FROM chunk_terms").fetchone()[0] == store.chunk_count()
+        totals = con.execute("SELECT chunks, tokens FROM corpus").fetchone()
+        assert totals[0] == store.chunk_count() and totals[1] == con.execute(
+            "SELECT coalesce(sum(length), 0) FROM chunks").fetchone()[0]
 
 
 def found(store: DocStore, query: str) -> list[str]:
@@ -135,10 +180,7 @@ def test_replacing_document_swaps_chunks_and_keywords(store):
     assert store.document("sanctions").text == new_text
     assert store.document_count() == 2
     assert store.chunk_count() == len(new) + len(store.chunk_ids("harbour"))
-    # FTS rows match chunk rows one to one (no orphans left by the swap)
-    con = sqlite3.connect(store.path)
-    assert con.execute("SELECT count(*) FROM chunk_fts").fetchone()[0] == store.chunk_count()
-    con.close()
+    assert_keywords_match_chunks(store)  # no orphans left by the swap
 
 
 def test_delete_document_returns_ids_and_removes_keywords(store):
@@ -151,9 +193,7 @@ def test_delete_document_returns_ids_and_removes_keywords(store):
     assert store.get_chunks([c.chunk_id for c in chunks]) == {}
     assert store.document_count() == 1
     assert store.delete_document("sanctions") == []  # already gone
-    con = sqlite3.connect(store.path)
-    assert con.execute("SELECT count(*) FROM chunk_fts").fetchone()[0] == store.chunk_count()
-    con.close()
+    assert_keywords_match_chunks(store)
 
 
 def test_term_document_counts(store):
@@ -169,27 +209,24 @@ def test_term_document_counts(store):
     assert store.term_document_counts(["banks"], cap=1) == {"banks": 1}
 
 
-def test_reopening_with_same_model_keeps_data(tmp_path):
-    s = DocStore(tmp_path / "d.sqlite3", MODEL)
+def test_reopening_with_same_model_keeps_data(open_store):
+    s = open_store()
     chunks = put(s, "sanctions", SANCTIONS)
     s.close()
-    again = DocStore(tmp_path / "d.sqlite3", MODEL)
+    again = open_store()
     assert again.chunk_ids("sanctions") == [c.chunk_id for c in chunks]
     assert found(again, "sanctions")
-    again.close()
 
 
-def test_different_model_id_raises_mismatch(tmp_path):
-    s = DocStore(tmp_path / "d.sqlite3", MODEL)
+def test_different_model_id_raises_mismatch(open_store):
+    s = open_store()
     put(s, "sanctions", SANCTIONS)
     s.close()
     with pytest.raises(IndexMismatchError) as info:
-        DocStore(tmp_path / "d.sqlite3", "onnx:all-MiniLM-L6-v2-int8-onnx:256")
+        open_store("onnx:all-MiniLM-L6-v2-int8-onnx:256")
     assert info.value.details == {"built_with": MODEL, "configured": "onnx:all-MiniLM-L6-v2-int8-onnx:256"}
     # the refusal changed nothing
-    s = DocStore(tmp_path / "d.sqlite3", MODEL)
-    assert s.document_count() == 1
-    s.close()
+    assert open_store().document_count() == 1
 
 
 def test_failed_write_rolls_back_leaving_previous_version(store):
@@ -199,7 +236,7 @@ def test_failed_write_rolls_back_leaving_previous_version(store):
     chunks = chunk_text("sanctions", new_text, 12, 0)
     assert len(chunks) >= 2
     broken = chunks + [chunks[0]]  # duplicate chunk_id: UNIQUE constraint fails mid-transaction
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_errors()):
         store.replace_document(doc_id="sanctions", source_root="root", title="New", date=None, url=None,
                                content_hash=text_hash(new_text), text=new_text, chunks=broken)
     assert (store.document("sanctions"), store.chunk_ids("sanctions"), found(store, "appeal")) == before
@@ -215,7 +252,7 @@ def test_chunk_id_owned_by_another_document_rolls_back(store):
     harbour_chunks = put(store, "harbour", HARBOUR)
     stolen = [Chunk(chunk_id=harbour_chunks[0].chunk_id, doc_id="sanctions", start=0, end=5, text=SANCTIONS[:5])]
     before = store.chunk_ids("sanctions")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_errors()):
         store.replace_document(doc_id="sanctions", source_root="root", title="x", date=None, url=None,
                                content_hash="h", text=SANCTIONS, chunks=stolen)
     assert store.chunk_ids("sanctions") == before
