@@ -107,6 +107,37 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)  # ours: api.tracing
 
 
+@app.command()
+def migrate(
+    to: str = typer.Option(..., "--to", help="The PostgreSQL database to move the docstore and keyword index to "
+                           "(postgresql://user:password@host:port/db)."),
+    chroma_host: Optional[str] = typer.Option(None, help="Also copy the vectors to this Chroma server "
+                                              "(default: they stay where RAG_CHROMA_* says)."),
+    chroma_port: int = typer.Option(8000, help="Port of that Chroma server."),
+    chroma_collection: Optional[str] = typer.Option(None, help="Collection there (default: RAG_CHROMA_COLLECTION)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Copy the embedded index (RAG_DATA_DIR) to PostgreSQL, and its vectors to a Chroma server, without
+    embedding again; re-running finishes an interrupted copy. Exits 1 when the counts differ at the end."""
+    from index.migrate import migrate_index
+
+    settings = get_settings()
+    target_chroma = None
+    if chroma_host is not None:
+        target_chroma = settings.chroma.model_copy(update={"host": chroma_host, "port": chroma_port,
+                                                          "collection": chroma_collection or settings.chroma.collection})
+    try:
+        report = migrate_index(settings, to, target_chroma, progress=not quiet and sys.stderr.isatty())
+    except RagError as exc:
+        _fail(exc)
+        return
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+    typer.echo(f"now serve from it: RAG_DATABASE_URL={report.target}"
+               + (f" RAG_CHROMA_HOST={chroma_host} RAG_CHROMA_PORT={chroma_port}" if chroma_host else ""), err=True)
+
+
 MALLOC_ARENAS = 2
 
 
