@@ -238,12 +238,14 @@ class DocStore:
     # ---- writes (one transaction per document) -----------------------------
 
     def replace_document(self, *, doc_id: str, source_root: str, title: str, date: str | None, url: str | None,
-                         content_hash: str, text: str, chunks: list[Chunk]) -> None:
-        """Swap in a document's new version, chunks and keyword entries atomically."""
+                         content_hash: str, text: str, chunks: list[Chunk]) -> list[str]:
+        """Swap in a document's new version, chunks and keyword entries atomically; returns the chunk ids of
+        the version it replaced (read in the same transaction: another writer may have changed it since)."""
         with self._write_lock:
             con = self._connect()
             con.execute("BEGIN IMMEDIATE")
             try:
+                replaced = [r[0] for r in con.execute("SELECT chunk_id FROM chunks WHERE doc_id=?", (doc_id,))]
                 self._delete_rows(con, doc_id)
                 con.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
                             (doc_id, source_root, title, date, url, content_hash, len(text), text, time.time()))
@@ -256,6 +258,7 @@ class DocStore:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        return replaced
 
     def delete_document(self, doc_id: str) -> list[str]:
         """Remove a document; returns the chunk ids it had."""

@@ -76,7 +76,6 @@ class _Pending:
     content_hash: str
     chunks: list[Chunk]
     vectors: dict[str, list[float]]
-    old_ids: list[str]
     is_new: bool
 
 
@@ -222,7 +221,7 @@ class Ingestor:
         reusable = self.vectors.embeddings([c.chunk_id for c in old])
         by_text = {c.text_hash: reusable[c.chunk_id] for c in old if c.chunk_id in reusable}
         vectors = {c.chunk_id: by_text[text_hash(c.text)] for c in chunks if text_hash(c.text) in by_text}
-        return _Pending(doc_id, document, content_hash, chunks, vectors, [c.chunk_id for c in old], old_hash is None)
+        return _Pending(doc_id, document, content_hash, chunks, vectors, old_hash is None)
 
     def _flush(self, pending: list[_Pending], source_root: str, report: IngestReport,
                on_embedded: EmbedProgress | None = None) -> None:
@@ -249,12 +248,14 @@ class Ingestor:
         for p in pending:
             # 2. one transaction per document: from here on its new version is what retrieval sees.
             meta = p.document.metadata
-            self.docstore.replace_document(
+            replaced = self.docstore.replace_document(
                 doc_id=p.doc_id, source_root=source_root, title=meta.get("title") or p.doc_id,
                 date=meta.get("date"), url=meta.get("url"), content_hash=p.content_hash,
                 text=p.document.text, chunks=p.chunks)
             new_ids = {c.chunk_id for c in p.chunks}
-            stale += [cid for cid in p.old_ids if cid not in new_ids]
+            # what the commit replaced, not what was there when this run began: another writer (a CLI
+            # ingest, another replica) may have written a version in between, whose vectors are now stale
+            stale += [cid for cid in replaced if cid not in new_ids]
             report.chunks_reused += sum(1 for c in p.chunks if id(c) not in embedded_here)
             report.chunks_written += len(p.chunks)
             (report.added if p.is_new else report.updated).append(p.doc_id)

@@ -260,11 +260,12 @@ class PostgresDocStore:
     # ---- writes (one transaction per document) -----------------------------
 
     def replace_document(self, *, doc_id: str, source_root: str, title: str, date: str | None, url: str | None,
-                         content_hash: str, text: str, chunks: list[Chunk]) -> None:
-        """Swap in a document's new version, chunks and keyword entries atomically."""
+                         content_hash: str, text: str, chunks: list[Chunk]) -> list[str]:
+        """Swap in a document's new version, chunks and keyword entries atomically; returns the chunk ids of
+        the version it replaced (read under the document's lock: another replica may have changed it since)."""
         with self._cursor(write=True) as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (doc_id,))
-            self._delete_rows(cur, doc_id)
+            replaced = self._delete_rows(cur, doc_id)
             cur.execute("INSERT INTO documents VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         (doc_id, source_root, title, date, url, content_hash, len(text), text, time.time()))
             entries = [index_terms(chunk.text) for chunk in chunks]
@@ -279,6 +280,7 @@ class PostgresDocStore:
                         copy.write_row((term, row_of[chunk.chunk_id], tf))
             cur.execute("UPDATE corpus SET chunks = chunks + %s, tokens = tokens + %s, version = version + 1 "
                         "WHERE id = 1", (len(chunks), sum(length for _, length in entries)))
+        return replaced
 
     def delete_document(self, doc_id: str) -> list[str]:
         """Remove a document; returns the chunk ids it had."""

@@ -176,7 +176,9 @@ class RagService:
 
         Each file is written to a temporary name, ingested under its final id,
         and only then moved into ``uploads/``: a file that fails leaves nothing
-        behind and the previous version, if any, untouched. ``progress`` hears
+        behind and the previous version, if any, untouched. With a shared
+        database (``RAG_DATABASE_URL``) no file is kept: the database holds the
+        document's text, so every replica serves and deletes it alike. ``progress`` hears
         of each file's start, embedding batches and result; ``background`` embeds
         with the background embedder (fewer threads: serving keeps the cores).
         """
@@ -203,13 +205,16 @@ class RagService:
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(content)
-            report = ingestor.ingest_files([(doc_id, tmp)], source_root=str(self.uploads_dir.resolve()),
-                                           sweep=False, on_embedded=on_embedded)
+            shared = self.settings.database_url is not None  # the database holds the text: no file kept here
+            source_root = SHARED_UPLOADS if shared else str(self.uploads_dir.resolve())
+            report = ingestor.ingest_files([(doc_id, tmp)], source_root=source_root, sweep=False,
+                                           on_embedded=on_embedded)
             if report.skipped:
                 reason = report.skipped[0][1].replace(tmp.name, doc_id)  # name the file the user sent
                 return FileResult(name, doc_id, "skipped", reason)
             try:
-                os.replace(tmp, final)
+                if not shared:
+                    os.replace(tmp, final)
             except OSError:
                 if report.added:  # no index entry without its file
                     ingestor.remove(doc_id)
@@ -262,6 +267,10 @@ class FileResult:
 
 
 MAX_NAME_BYTES = 200
+
+
+#: The source root of documents uploaded to a shared database: a name, not a folder of any one replica.
+SHARED_UPLOADS = "uploads (shared database)"
 
 
 def upload_name(filename: str) -> str:

@@ -503,3 +503,47 @@ def test_a_document_of_more_chunks_than_chromas_batch_limit_is_ingested_and_rein
     assert again.updated == ["big.txt"] and again.chunks_reused >= report.chunks_written - 2
     assert vectors.count() == store.chunk_count()
     store.close()
+
+
+def test_two_writers_of_one_document_leave_no_stale_vectors(service, tmp_path):
+    """Two ingestions of one document that both plan before either commits (a CLI ingest beside the server,
+    or two replicas): the one that commits last removes the vectors of the version it replaced, even though
+    that version did not exist when it began."""
+    import threading
+
+    from index.ingest import Ingestor
+    from rag.embeddings import HashEmbedding
+
+    class MeetingEmbedder(HashEmbedding):
+        """Embeds only once both writers are embedding: both have planned against the same old state."""
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            meeting.wait(timeout=30)
+            return super()._get_text_embeddings(texts)
+
+    meeting = threading.Barrier(2)
+    settings = service.settings
+    writers = [Ingestor(service.docstore, service.vectors, MeetingEmbedder(), settings.chunk) for _ in range(2)]
+    files = []
+    for i, place in enumerate(("Ostermoor", "Fennick Cross")):
+        path = tmp_path / f"v{i}" / "note.txt"
+        path.parent.mkdir()
+        path.write_text("".join(f"On day {d} the survey team measured the marker near {place} again.\n"
+                                for d in range(80)))
+        files.append(path)
+    errors: list[BaseException] = []
+
+    def write(ingestor: Ingestor, path: Path) -> None:
+        try:
+            ingestor.ingest_files([("note.txt", path)], source_root=str(tmp_path), sweep=False)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w, f)) for w, f in zip(writers, files)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert service.docstore.chunk_count() > 2
+    assert_stores_agree(service)  # the loser's vectors were deleted by the winner's commit

@@ -301,3 +301,13 @@ def test_keyword_search_scores_a_bounded_number_of_rows_rarest_terms_first(tmp_p
     monkeypatch.setattr(docstore_module, "KEYWORD_ROW_BUDGET", 1000)  # a small index uses every term
     assert store._selective_terms(["china", "defense", "walrus"]) == ["china", "defense", "walrus"]
     assert store.is_empty() is False and store.approximate_chunk_count() >= 40
+
+
+def test_replacing_returns_the_chunk_ids_of_the_version_it_replaced(store):
+    assert store.replace_document(doc_id="harbour", source_root="r", title="H", date=None, url=None,
+                                  content_hash="1", text=HARBOUR, chunks=chunk_text("harbour", HARBOUR, 12, 0)) == []
+    first = store.chunk_ids("harbour")
+    edited = HARBOUR.replace("two piers", "three piers")
+    replaced = store.replace_document(doc_id="harbour", source_root="r", title="H", date=None, url=None,
+                                      content_hash="2", text=edited, chunks=chunk_text("harbour", edited, 12, 0))
+    assert sorted(replaced) == sorted(first) and store.chunk_ids("harbour") != first
