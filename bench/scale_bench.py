@@ -1,5 +1,8 @@
 """100k chunks: retrieval and answer latency with the store that large, embedded
-and behind a `chroma run` server, and how soon an added document is answerable.
+and behind a `chroma run` server, and how soon an added document is answerable;
+with ``backend="postgres"`` also on PostgreSQL + a `chroma run` server (the
+shared stores of several replicas), and the throughput of one and of two
+`rag serve` replicas on those servers.
 
 The bulk chunks carry real text (for BM25) and cheap random unit vectors: this
 measures the stores and the retrieval code, not the encoder. Questions use the
@@ -40,10 +43,10 @@ def build_store(settings: Settings, embedder: OnnxMiniLMEmbedding, chunks: int, 
         doc_id = f"scale/{doc:06d}.txt"
         text = f"Scale briefing {doc:06d}\n\n" + " ".join(rng.sample(pool, 14)) + "\n"
         parts = chunk_text(doc_id, text, settings.chunk.size, settings.chunk.overlap)
-        vectors = np_rng.standard_normal((len(parts), 384)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        made_up = np_rng.standard_normal((len(parts), 384)).astype(np.float32)
+        made_up /= np.linalg.norm(made_up, axis=1, keepdims=True)
         nodes += [TextNode(id_=c.chunk_id, text=c.text, embedding=v.tolist(),
-                           metadata={"doc_id": doc_id, "start": c.start, "end": c.end}) for c, v in zip(parts, vectors)]
+                           metadata={"doc_id": doc_id, "start": c.start, "end": c.end}) for c, v in zip(parts, made_up)]
         docstore.replace_document(doc_id=doc_id, source_root="/bench/scale", title=f"Scale briefing {doc}",
                                   date=None, url=None, content_hash=f"bench-{doc}", text=text, chunks=parts)
         if len(nodes) >= BATCH:
@@ -97,7 +100,63 @@ def measure(settings: Settings, embedder: OnnxMiniLMEmbedding, work: Path, quick
     return out
 
 
-def run(chunks: int, quick: bool = False, server_mode: bool = True) -> dict:
+def throughput(urls: list[str], questions: list[str], seconds: float, clients: int = 4) -> dict:
+    """Asks from ``clients`` threads spread over the replicas at ``urls`` for ``seconds``: req/s and p95."""
+    import httpx
+    from concurrent.futures import ThreadPoolExecutor
+
+    deadline = time.perf_counter() + seconds
+    times: list[float] = []
+    errors = 0
+
+    def client(k: int) -> None:
+        nonlocal errors
+        with httpx.Client(base_url=urls[k % len(urls)], timeout=60) as http:
+            i = k
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                r = http.post("/v1/ask", json={"question": questions[i % len(questions)]})
+                times.append((time.perf_counter() - t) * 1000)
+                errors += r.status_code != 200
+                i += clients
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    wall = time.perf_counter() - started
+    return {"replicas": len(urls), "clients": clients, "requests": len(times), "errors": errors,
+            "rps": len(times) / wall, "p95_ms": pct(times, 95)}
+
+
+def run_postgres(chunks: int, quick: bool, embedder: OnnxMiniLMEmbedding, work: Path) -> dict:
+    """The shared stores: PostgreSQL (docstore, BM25) + a `chroma run` server (vectors)."""
+    from bench.processes import PostgresServer
+
+    out: dict = {}
+    pg = PostgresServer(Path(tempfile.mkdtemp(prefix="bench-postgres-"))).start()
+    try:
+        with chroma_server(work / "chroma-pg") as port:
+            settings = Settings(data_dir=work / "postgres", database_url=pg.url)
+            settings.chroma.host, settings.chroma.port = "127.0.0.1", port
+            env = {"RAG_DATABASE_URL": pg.url, "RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(port)}
+            started = time.perf_counter()
+            build_store(settings, embedder, chunks)
+            out["postgres_build_s"] = time.perf_counter() - started
+            out["postgres"] = measure(settings, embedder, work / "postgres-extra", quick, env)
+            questions = varied_questions(40)
+            seconds = 10.0 if quick else 30.0
+            with serving(work / "replica-a", **env) as a:
+                a.first_answer_seconds(questions[0])
+                out["replicas_1"] = throughput([a.url], questions, seconds)
+                with serving(work / "replica-b", **env) as b:
+                    b.first_answer_seconds(questions[1])
+                    out["replicas_2"] = throughput([a.url, b.url], questions, seconds)
+    finally:
+        pg.stop(mode="immediate")
+    return out
+
+
+def run(chunks: int, quick: bool = False, server_mode: bool = True, backend: str = "sqlite") -> dict:
     embedder = OnnxMiniLMEmbedding()
     out: dict = {}
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -115,4 +174,6 @@ def run(chunks: int, quick: bool = False, server_mode: bool = True) -> dict:
             out["server_build_s"] = time.perf_counter() - started
             out["server"] = measure(settings, embedder, work / "server-extra", quick,
                                     {"RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(port)})
+    if backend == "postgres":
+        out.update(run_postgres(chunks, quick, embedder, work))
     return out
