@@ -49,7 +49,7 @@ def test_a_chat_server_slower_than_the_timeout_is_504(tmp_path, hanging_llm):
 
 
 @pytest.mark.slow
-def test_a_chroma_server_that_goes_away_is_503_and_ready_says_so(tmp_path):
+def test_a_chroma_server_that_goes_away_is_503_and_ready_says_so_then_answers_when_back(tmp_path):
     chroma = ChromaServer(tmp_path / "chroma", tmp_path / "chroma.log").start()
     try:
         settings = make_settings(tmp_path / "data")
@@ -60,5 +60,8 @@ def test_a_chroma_server_that_goes_away_is_503_and_ready_says_so(tmp_path):
             assert_envelope(client.post("/v1/ask", json={"question": QUESTION}), 503, "store_unavailable")
             assert_envelope(client.get("/readyz"), 503, "store_unavailable")
             assert client.get("/healthz").status_code == 200  # the process itself is fine
+            chroma.start()  # the same data on the same port: answers again, the app not restarted
+            assert client.get("/readyz").status_code == 200
+            assert client.post("/v1/ask", json={"question": QUESTION}).status_code == 200
     finally:
         chroma.stop()

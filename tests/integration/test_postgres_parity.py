@@ -3,6 +3,7 @@ both gold sets, both backends in one run), and answers through the whole service
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from statistics import mean
 
@@ -72,7 +73,7 @@ def test_the_service_on_postgres_answers_with_exact_citations_and_reingests_noth
         service.close()
 
 
-def test_readyz_names_the_database_and_a_stopped_one_is_503(postgres_server, database_url, tmp_path):
+def test_readyz_names_the_database_a_stopped_one_is_503_and_the_app_answers_when_it_is_back(postgres_server, database_url, tmp_path):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
@@ -91,5 +92,11 @@ def test_readyz_names_the_database_and_a_stopped_one_is_503(postgres_server, dat
             down = client.get("/readyz")
             assert down.status_code == 503 and down.json()["error"]["code"] == "store_unavailable"
             assert "hunter2" not in down.text
+            assert client.post("/v1/ask", json={"question": "Who met Xu Qiliang in Beijing in 2018?"}).status_code == 503
         finally:
             postgres_server.resume()
+        deadline = time.monotonic() + 20  # the same app, not restarted: its pool reconnects
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert client.post("/v1/ask", json={"question": "Who met Xu Qiliang in Beijing in 2018?"}).status_code == 200
