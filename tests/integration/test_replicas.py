@@ -24,7 +24,7 @@ class Replica:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = clean_env(RAG_DATA_DIR=str(tmp / name), RAG_DATABASE_URL=database_url, RAG_CHROMA_HOST="127.0.0.1",
-                        RAG_CHROMA_PORT=str(chroma_port))
+                        RAG_CHROMA_PORT=str(chroma_port), RAG_API_JOB_THRESHOLD_BYTES="20000")
         self.child = ChildProcess(rag_command("serve", "--host", "127.0.0.1", "--port", str(self.port)), env,
                                   tmp / f"{name}.log")
         self.child.wait_for_url(f"{self.url}/readyz", READY_S)
@@ -121,3 +121,31 @@ def test_one_file_uploaded_through_both_at_once_ends_as_one_version(replicas):
     collection = chromadb.HttpClient(host="127.0.0.1", port=chroma.port).get_collection("rag_chunks")
     vectors = [i for i in collection.get(include=[])["ids"] if i.startswith("marker-w4.txt:")]
     assert sorted(vectors) == sorted(rows) and len(rows) == stored["chunks"] > 1
+
+
+def test_a_replica_killed_mid_upload_leaves_nothing_half_visible_and_the_retry_through_the_other_completes(
+        replicas):
+    a, b, chroma = replicas
+    content = "\n".join(f"Ledger entry {i}: the cargo ship Marisol-{i} unloaded {i * 7 % 997} crates of copper at "
+                        f"dock {i % 41} in Vellmar." for i in range(1500)).encode()  # ~150 kB: a job, a while
+    job = a.upload("ledger.txt", content)
+    assert job.status_code == 202, job.text
+    job_url = f"/v1/jobs/{job.json()['job']['id']}"
+    deadline = time.monotonic() + 120
+    while a.http.get(job_url).json()["job"]["files"][0]["chunks_embedded"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    a.child.stop(kill=True)  # SIGKILL mid-embedding: no shutdown code runs
+
+    assert b.http.get("/v1/documents/ledger.txt").status_code == 404  # nothing of it is visible
+    assert "ledger.txt" not in [d["doc_id"] for d in b.http.get("/v1/documents").json()["documents"]]
+    retry = b.upload("ledger.txt", content)
+    assert retry.status_code == 202, retry.text
+    retry_url = f"/v1/jobs/{retry.json()['job']['id']}"
+    deadline = time.monotonic() + 600
+    while (state := b.http.get(retry_url).json()["job"])["state"] not in ("done", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert state["state"] == "done", state
+    answer = b.ask("How many crates did the Marisol-1234 unload?")
+    assert any(c["doc_id"] == "ledger.txt" and "Marisol-1234" in c["quote"] for c in answer["citations"]), answer
