@@ -213,26 +213,34 @@ class PostgresDocStore:
 
     def keyword_search(self, query: str, limit: int) -> list[tuple[str, float]]:
         """BM25 over chunk text: ``(chunk_id, score)`` best first (higher is better). As in the embedded
-        store, terms join rarest first while the rows they match stay within ``KEYWORD_ROW_BUDGET``."""
+        store, terms join rarest first while the rows they match stay within ``KEYWORD_ROW_BUDGET`` (document
+        frequencies from ``term_stats``). Unlike FTS5, which then still scores the rarest term, a query whose
+        every term is in more chunks than that finds nothing here: such terms carry little IDF, and scoring
+        their rows (tens of thousands at 100k chunks) took longer than the rest of retrieval; the dense side
+        answers such a question alone."""
         terms = query_terms(query)
         if not terms:
             return []
+        budget = KEYWORD_ROW_BUDGET
         with self._cursor() as cur:
             cur.execute("SELECT chunks, tokens FROM corpus WHERE id = 1")
             n, tokens = cur.fetchone()
             if not n:
                 return []
-            cur.execute("SELECT term, count(*) FROM chunk_terms WHERE term = ANY(%s) GROUP BY term", (terms,))
+            cur.execute("SELECT term, df FROM term_stats WHERE term = ANY(%s) AND df > 0", (terms,))
             df = dict(cur.fetchall())
-            chosen = rarest_within_budget(sorted(t for t in terms if df.get(t)), df, KEYWORD_ROW_BUDGET)
+            if not df:
+                return []
+            chosen = [t for t in rarest_within_budget(sorted(df), df, budget) if df[t] <= budget]
             if not chosen:
                 return []
             idf = [_idf(n, df[t]) for t in chosen]
-            cur.execute(
-                "SELECT c.chunk_id, sum(q.idf * ct.tf * %(k1p1)s / (ct.tf + %(k1)s * (1 - %(b)s + %(b)s * c.length / "
-                "%(avgdl)s))) AS score FROM chunk_terms ct JOIN unnest(%(terms)s::text[], %(idf)s::float8[]) AS "
-                "q(term, idf) ON q.term = ct.term JOIN chunks c ON c.id = ct.chunk GROUP BY c.chunk_id "
-                "ORDER BY score DESC, c.chunk_id LIMIT %(limit)s",
+            cur.execute(  # scored by chunk row, the ids looked up for the best ``limit`` only
+                "WITH scored AS (SELECT ct.chunk, sum(q.idf * ct.tf * %(k1p1)s / (ct.tf + %(k1)s * (1 - %(b)s + %(b)s * "
+                "c.length / %(avgdl)s))) AS score FROM chunk_terms ct JOIN unnest(%(terms)s::text[], %(idf)s::float8[]) "
+                "AS q(term, idf) ON q.term = ct.term JOIN chunks c ON c.id = ct.chunk GROUP BY ct.chunk "
+                "ORDER BY score DESC LIMIT %(limit)s) "
+                "SELECT c.chunk_id, s.score FROM scored s JOIN chunks c ON c.id = s.chunk ORDER BY s.score DESC, c.chunk_id",
                 {"k1p1": K1 + 1, "k1": K1, "b": B, "avgdl": max(tokens / n, 1.0), "terms": chosen, "idf": idf,
                  "limit": limit})
             return [(r[0], float(r[1])) for r in cur.fetchall()]
@@ -247,11 +255,8 @@ class PostgresDocStore:
         """How many chunks contain each term (counted up to ``cap``; enough for IDF)."""
         words_ = list(dict.fromkeys(terms))
         stems = {w: term(w.lower()) for w in words_}
-        rows = self._all(
-            "SELECT t.term, (SELECT count(*) FROM (SELECT 1 FROM chunk_terms ct WHERE ct.term = t.term LIMIT %s) x) "
-            "FROM unnest(%s::text[]) AS t(term)", (cap, sorted(set(stems.values()))))
-        counts = dict(rows)
-        return {w: counts.get(s, 0) for w, s in stems.items()}
+        counts = dict(self._all("SELECT term, df FROM term_stats WHERE term = ANY(%s)", (sorted(set(stems.values())),)))
+        return {w: min(counts.get(s, 0), cap) for w, s in stems.items()}
 
     def version(self) -> int:
         """The change counter: every document written or deleted (by any replica) increases it."""
@@ -265,6 +270,7 @@ class PostgresDocStore:
         the version it replaced (read under the document's lock: another replica may have changed it since)."""
         with self._cursor(write=True) as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (doc_id,))
+            _lock_corpus(cur)
             replaced = self._delete_rows(cur, doc_id)
             cur.execute("INSERT INTO documents VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         (doc_id, source_root, title, date, url, content_hash, len(text), text, time.time()))
@@ -278,6 +284,11 @@ class PostgresDocStore:
                 for chunk, (counts, _) in zip(chunks, entries):
                     for term, tf in counts.items():
                         copy.write_row((term, row_of[chunk.chunk_id], tf))
+            per_term = Counter(term for counts, _ in entries for term in counts)  # chunks holding each term
+            terms = sorted(per_term)
+            cur.execute("INSERT INTO term_stats (term, df) SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+                        "ON CONFLICT (term) DO UPDATE SET df = term_stats.df + EXCLUDED.df",
+                        (terms, [per_term[t] for t in terms]))
             cur.execute("UPDATE corpus SET chunks = chunks + %s, tokens = tokens + %s, version = version + 1 "
                         "WHERE id = 1", (len(chunks), sum(length for _, length in entries)))
         return replaced
@@ -286,6 +297,7 @@ class PostgresDocStore:
         """Remove a document; returns the chunk ids it had."""
         with self._cursor(write=True) as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (doc_id,))
+            _lock_corpus(cur)
             ids = self._delete_rows(cur, doc_id)
             cur.execute("UPDATE corpus SET version = version + 1 WHERE id = 1")
         return ids
@@ -306,11 +318,20 @@ class PostgresDocStore:
         if rows:
             cur.execute("UPDATE corpus SET chunks = chunks - %s, tokens = tokens - %s WHERE id = 1",
                         (len(rows), sum(length for _, length in rows)))
+            cur.execute("UPDATE term_stats s SET df = s.df - x.n FROM (SELECT ct.term, count(*) AS n FROM chunk_terms ct "
+                        "JOIN chunks c ON c.id = ct.chunk WHERE c.doc_id = %s GROUP BY ct.term ORDER BY ct.term) x "
+                        "WHERE s.term = x.term", (doc_id,))
         cur.execute("DELETE FROM documents WHERE doc_id = %s", (doc_id,))  # chunks and their terms cascade
         return [chunk_id for chunk_id, _ in rows]
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _lock_corpus(cur) -> None:
+    """Writers take the corpus row first, so the term rows they then update are never taken in another order
+    (no deadlocks between writers of different documents; they take turns for the length of a commit)."""
+    cur.execute("SELECT 1 FROM corpus WHERE id = 1 FOR UPDATE")
 
 
 def reset_database(url: str) -> None:
@@ -323,6 +344,8 @@ def reset_database(url: str) -> None:
             if exists:
                 with con.transaction():
                     con.execute("TRUNCATE documents, chunks, chunk_terms, meta")
+                    if con.execute("SELECT to_regclass('term_stats') IS NOT NULL").fetchone()[0]:
+                        con.execute("TRUNCATE term_stats")
                     con.execute("UPDATE corpus SET chunks = 0, tokens = 0, version = version + 1 WHERE id = 1")
     except psycopg.OperationalError as exc:
         raise StoreUnavailableError(f"cannot reach the database at {redact(url)}: {exc}") from None

@@ -91,11 +91,20 @@ def test_keyword_search_scores_a_bounded_number_of_rows_rarest_terms_first(datab
     store = PostgresDocStore(database_url, MODEL)
     for i in range(40):
         extra = " The walrus envoy arrived." if i == 17 else ""
-        write(store, f"d{i}.txt", f"China discussed defense matters in meeting number {i}.{extra}\n", size=120)
+        defense = " defense" if i % 3 == 0 else ""  # in 14 of the 40
+        write(store, f"d{i}.txt", f"China discussed{defense} matters in meeting number {i}.{extra}\n", size=120)
     monkeypatch.setattr(pg, "KEYWORD_ROW_BUDGET", 10)
     assert store.keyword_search("China defense walrus", 5)[0][0].startswith("d17.txt")
-    assert len(store.keyword_search("China defense", 50)) == 40  # only common terms: the rarest still searches
+    assert [c for c, _ in store.keyword_search("China defense walrus", 50)] == [
+        c for c, _ in store.keyword_search("walrus", 50)]  # the common terms left out: over the row budget
+    # only terms over the budget: nothing (FTS5 would still score the rarest; here the dense side answers)
+    assert store.keyword_search("China defense", 50) == []
+    monkeypatch.setattr(pg, "KEYWORD_ROW_BUDGET", 20)
+    assert len(store.keyword_search("China defense", 50)) == 14  # "defense" (14 chunks) fits, "China" (40) not
+    monkeypatch.setattr(pg, "KEYWORD_ROW_BUDGET", 1000)
+    assert len(store.keyword_search("China defense", 50)) == 40  # a small index: every term scored, as in FTS5
     assert store.term_document_counts(["walrus", "China", "zebra"]) == {"walrus": 1, "China": 40, "zebra": 0}
+    assert store.term_document_counts(["China"], cap=5) == {"China": 5}
     store.close()
 
 

@@ -87,6 +87,9 @@ def assert_keywords_match_chunks(store) -> None:
     with psycopg.connect(store.url) as con:
         assert con.execute("SELECT count(*) FROM chunk_terms WHERE chunk NOT IN (SELECT id FROM chunks)").fetchone()[0] == 0
         assert con.execute("SELECT count(DISTINCT chunk) FROM chunk_terms").fetchone()[0] == store.chunk_count()
+        counted = dict(con.execute("SELECT term, count(*) FROM chunk_terms GROUP BY term").fetchall())
+        kept = dict(con.execute("SELECT term, df FROM term_stats WHERE df > 0").fetchall())
+        assert kept == counted  # document frequencies kept in step with the rows
         totals = con.execute("SELECT chunks, tokens FROM corpus").fetchone()
         assert totals[0] == store.chunk_count() and totals[1] == con.execute(
             "SELECT coalesce(sum(length), 0) FROM chunks").fetchone()[0]
