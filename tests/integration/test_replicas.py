@@ -149,3 +149,27 @@ def test_a_replica_killed_mid_upload_leaves_nothing_half_visible_and_the_retry_t
     assert state["state"] == "done", state
     answer = b.ask("How many crates did the Marisol-1234 unload?")
     assert any(c["doc_id"] == "ledger.txt" and "Marisol-1234" in c["quote"] for c in answer["citations"]), answer
+
+
+def test_either_server_restarting_under_running_replicas_is_503_then_answers_again(replicas, postgres_server):
+    a, b, chroma = replicas
+    question = {"question": "Who met Xu Qiliang in Beijing in 2018?"}
+
+    def all_answer() -> bool:
+        return all(r.http.get("/readyz").status_code == 200 and r.http.post("/v1/ask", json=question).status_code == 200
+                   for r in (a, b))
+
+    for stop, start in ((lambda: postgres_server.stop(mode="immediate"), postgres_server.resume),
+                        (chroma.stop, chroma.start)):
+        stop()
+        try:
+            for r in (a, b):
+                down = r.http.post("/v1/ask", json=question)
+                assert down.status_code == 503 and down.json()["error"]["code"] == "store_unavailable", down.text
+                assert r.http.get("/readyz").status_code == 503 and r.http.get("/healthz").status_code == 200
+        finally:
+            start()
+        deadline = time.monotonic() + 30  # the same replicas, not restarted
+        while not all_answer():
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
