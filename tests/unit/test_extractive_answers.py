@@ -279,3 +279,25 @@ def test_the_chat_model_is_not_called_below_the_threshold(tmp_path, embedder):
     assert ungated.chat.calls == 1  # the setting turns the gate off
     good = gated.ask("What quota did Portugal propose for sardines?", mode="openai")
     assert gated.chat.calls == 1 and good.answerable and good.confidence >= 0.5
+
+
+def test_a_sentence_with_the_kind_of_answer_asked_for_joins_a_best_one_without_it(embedder):
+    hits = make_hits([("fish", FISH)])
+    question = "How many delegations attended the fishing treaty negotiations?"
+    asks_number = {"type_expected": 1.0}
+    holds_number = {"type_expected": 1.0, "type_present": 1.0}
+    features = {"Spain rejected": asks_number, "The fishing treaty": holds_number, "Portugal proposed": holds_number}
+    # the best sentence holds no number; the next one does, however low its probability
+    cands = ranked(hits, {"Spain rejected": 0.9, "The fishing treaty": 0.02}, features)
+    assert [c[:18] for c in select(question, cands, embedder)] == ["The fishing treaty", "Spain rejected the"]
+    # only the next TYPED_LOOKAHEAD sentences are looked at
+    cands = ranked(hits, {"Spain rejected": 0.9, "Observers": 0.5, "The talks": 0.4, "The fishing treaty": 0.3},
+                   features)
+    assert select(question, cands, embedder) == [cands[0].text]
+    # the best sentence holds a number already: it stands alone
+    cands = ranked(hits, {"Portugal proposed": 0.9, "The fishing treaty": 0.02}, features)
+    assert select(question, cands, embedder) == [cands[0].text]
+    # the question asks for no kind of answer: nothing joins
+    plain = {k: {"type_present": 1.0} for k in features}
+    cands = ranked(hits, {"Spain rejected": 0.9, "The fishing treaty": 0.02}, plain)
+    assert select(question, cands, embedder) == [cands[0].text]
