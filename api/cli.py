@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from api.memory import cap_malloc_arenas
+from api.memory import tune_malloc
 from api.outcomes import outcome_for
 from rag.errors import RagError
 from rag.settings import get_settings
@@ -90,7 +90,7 @@ def serve(
     port: int = typer.Option(8000, help="Port."),
 ) -> None:
     """Run the HTTP API (ingests the corpus first if the index is empty)."""
-    cap_malloc_arenas()
+    tune_malloc()
     import uvicorn
 
     from api.app import create_app
