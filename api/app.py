@@ -23,7 +23,6 @@ from api.tracing import RequestIdMiddleware
 from api.errors import UnexpectedErrorMiddleware, error_responses, install_error_handlers
 from api.metrics import Metrics, install_metrics
 from api.jobs import JobRunner, QueueFullError
-from api.memory import MemoryTrimmer
 from api.routes import ask, chat, documents, health, jobs
 from api.routes.documents import TooLargeError, UnsupportedMediaError
 from index.service import RagService
@@ -47,9 +46,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         app.state.service = svc
         app.state.jobs = JobRunner(svc, Path(settings.data_dir) / "jobs", settings.api.job_queue,
                                    settings.api.jobs_kept)
-        trimmer = MemoryTrimmer(settings.api.memory_trim_s).start()
         yield
-        trimmer.stop()
         await run_in_threadpool(app.state.jobs.stop)
         svc.close()
 

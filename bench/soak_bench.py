@@ -57,6 +57,9 @@ WINDOW_S, WARMUP_S = 60.0, 30.0  # at most; a short run uses 20% and 10% of its 
 LIVE_NOTES = 150  # uploads beyond this many live notes become deletes (the corpus would grow 250× otherwise)
 ANSWER_SAMPLE = 50  # ledger notes asked at the end (all of them when fewer)
 JOB_TIMEOUT_S = 300.0
+# RSS is sampled this often: large buffers come from and go back to the system (api/memory.py), so one sample
+# can be ±300 MB off with an embedding batch in flight; a window's median needs many samples
+RSS_EVERY_S = 1.0
 MAX_BACKOFF_S = 5.0
 SAMPLES = 20  # error and log messages kept
 PLACES = ("Quillport", "Brackenmere", "Ostravel", "Fenwold", "Marrowick", "Kelderhaven", "Vintmoor",
@@ -461,7 +464,7 @@ def run(seconds: float = 600.0) -> dict[str, Any]:
                 client.tally = tally
             t0 = tally.t0 = time.perf_counter()
             running = [threads.submit(c.run, t0 + seconds) for c in clients]
-            rss = _rss_until(server, t0, t0 + seconds, min(5.0, seconds / 60))
+            rss = _rss_until(server, t0, t0 + seconds, min(RSS_EVERY_S, seconds / 60))
             for r in running:
                 r.result()
         wall = time.perf_counter() - t0

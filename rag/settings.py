@@ -110,7 +110,6 @@ class ApiSettings(_Group):
     job_queue: int = Field(8, ge=1, le=1000, description="Upload jobs waiting at most (one runs at a time); beyond it uploads get 429 with Retry-After.")
     job_threads: int = Field(1, ge=1, le=64, description="Threads the upload jobs' embedder uses (the in-process model), so that serving keeps the other cores.")
     jobs_kept: int = Field(100, ge=1, description="Finished jobs remembered (GET /v1/jobs); older ones are forgotten.")
-    memory_trim_s: float = Field(10.0, ge=0, description="Every this many seconds the server gives memory freed inside malloc's arenas back to the system (glibc; 0: never).")
 
 
 class Settings(BaseSettings):
