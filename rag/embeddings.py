@@ -85,7 +85,7 @@ class OnnxMiniLMEmbedding(MatrixEmbedding):
         self._tokenizer = tokenizer
         # onnxruntime's memory arena keeps its peak: one batch of 32 passages left ~0.4-1.2 GB resident for
         # the life of the process (per session), and concurrent questions grow it too. Every run hands it
-        # back (batches measured ~3% slower).
+        # back (batches measured ~3% slower); the runs themselves are kept small, see TOKENS_PER_RUN.
         self._batch_run = ort.RunOptions()
         self._batch_run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
@@ -100,14 +100,40 @@ class OnnxMiniLMEmbedding(MatrixEmbedding):
             encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        return _normalise(np.concatenate([self._pooled(ids[rows], mask[rows]) for rows in run_slices(mask)]))
+
+    def _pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        width = int(mask.sum(axis=1).max())  # padding past the longest row of this run is cut
+        ids, mask = ids[:, :width], mask[:, :width]
         hidden = self._session.run(
             ["last_hidden_state"],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             self._batch_run,
         )[0]
         weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        return _normalise(pooled.astype(np.float32))
+        return ((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)).astype(np.float32)
+
+
+#: Most word pieces (rows × padded width) in one onnxruntime run. A run's working memory grows with it (the
+#: attention scores with rows × width²): 32 passages of 256 pieces took the process from ~0.25 to ~1.0 GB and
+#: onnxruntime's arena kept much of it; runs of 8 such passages peak at ~0.3 GB and embed as fast (same
+#: 960 passages, one thread: 38.2 s in runs of 8, 38.1 s in runs of 32). Short texts (questions, sentences)
+#: still go many to a run.
+TOKENS_PER_RUN = 2048
+
+
+def run_slices(mask: np.ndarray, budget: int = TOKENS_PER_RUN) -> list[slice]:
+    """Consecutive rows cut into runs whose rows × longest row stays within ``budget`` (one row at least)."""
+    lengths = mask.sum(axis=1)
+    out, start, longest = [], 0, 0
+    for i, n in enumerate(lengths):
+        longest_with = max(longest, int(n))
+        if i > start and (i - start + 1) * longest_with > budget:
+            out.append(slice(start, i))
+            start, longest_with = i, int(n)
+        longest = longest_with
+    out.append(slice(start, len(lengths)))
+    return out
 
 
 class HashEmbedding(MatrixEmbedding):

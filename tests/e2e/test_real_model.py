@@ -6,9 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from rag.embeddings import OnnxMiniLMEmbedding
+from rag.embeddings import TOKENS_PER_RUN, OnnxMiniLMEmbedding
 from index.service import RagService
 from rag.settings import BUNDLED_CORPUS, REPO_ROOT, Settings
 
@@ -130,3 +131,21 @@ def test_modified_then_deleted_file(service, corpus):
     assert report.removed == [target.name]
     assert service.docstore.chunk_ids(target.name) == []
     assert not set(service.vectors.all_ids()) & new_ids
+
+
+def test_a_mixed_batch_is_embedded_in_bounded_runs_exactly_as_each_text_alone():
+    widths: list[tuple[int, int]] = []
+
+    class RunRecordingMiniLM(OnnxMiniLMEmbedding):
+        def _pooled(self, ids, mask):
+            widths.append((len(ids), int(mask.sum(axis=1).max())))
+            return super()._pooled(ids, mask)
+
+    model = RunRecordingMiniLM()
+    long = " ".join(["The delegations met again in Singapore to discuss crisis communication channels."] * 30)
+    texts = [long if i % 4 == 0 else f"Short sentence number {i} about naval talks." for i in range(40)]
+    together = model.encode(texts)
+    assert all(rows * width <= TOKENS_PER_RUN or rows == 1 for rows, width in widths)
+    assert len(widths) > 1
+    alone = np.vstack([model.encode([t]) for t in texts])
+    assert float((together * alone).sum(axis=1).min()) > 0.99999
