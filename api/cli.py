@@ -137,7 +137,6 @@ def migrate(
                + (f" RAG_CHROMA_HOST={chroma_host} RAG_CHROMA_PORT={chroma_port}" if chroma_host else ""), err=True)
 
 
-
 llm_app = typer.Typer(no_args_is_help=True, help="The local model (the `local` extra): llama.cpp in this process.")
 app.add_typer(llm_app, name="llm")
 

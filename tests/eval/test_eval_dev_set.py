@@ -35,8 +35,8 @@ DEV_SET = REPO_ROOT / "eval" / "data" / "gold_dev.jsonl"
 GATES = {
     "retrieval.recall@5": 0.88,
     "retrieval.mrr": 0.80,
-    "answer.must_include": 0.70,
-    "answer.fully_covered": 0.64,
+    "answer.must_include": 0.75,
+    "answer.fully_covered": 0.68,
     "citations.precision_strict": 0.75,
     "refusal.accuracy": 0.5,
     "answer.false_refusal": 0.05,  # treated as a maximum by the suite
