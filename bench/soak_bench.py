@@ -7,7 +7,8 @@ of small generated notes that each state one made-up fact ("The soak beacon
 K3X0042 stands in Quillport."), and deletes of some of those notes. A ledger
 holds every note uploaded and not deleted. A few uploads are large: over the
 job threshold (lowered for the soak), they are answered 202 with an upload job,
-polled at its ``Location`` until done or failed.
+polled at its ``Location`` until done or failed, between the client's next
+requests (a client that stopped to wait would take its load off the server).
 
 Before the clock starts, every client runs every operation once, all at the
 same time (a large upload among them), so that what concurrency costs in memory
@@ -57,6 +58,7 @@ WINDOW_S, WARMUP_S = 60.0, 30.0  # at most; a short run uses 20% and 10% of its 
 LIVE_NOTES = 150  # uploads beyond this many live notes become deletes (the corpus would grow 250× otherwise)
 ANSWER_SAMPLE = 50  # ledger notes asked at the end (all of them when fewer)
 JOB_TIMEOUT_S = 300.0
+JOB_POLL_S = 0.25
 # RSS is sampled this often: large buffers come from and go back to the system (api/memory.py), so one sample
 # can be ±300 MB off with an embedding batch in flight; a window's median needs many samples
 RSS_EVERY_S = 1.0
@@ -221,6 +223,16 @@ def note_text(code: str, place: str, pool: list[str], rng: random.Random, size: 
     return f"Soak note {code}\n\n" + "\n\n".join(paragraphs) + "\n"
 
 
+@dataclass
+class PendingJob:
+    """An upload answered 202, followed until its job is over."""
+
+    note: Note
+    location: str
+    started: float
+    polled: float = 0.0
+
+
 class Client:
     """One soak client: its own connections, random stream and upload counter."""
 
@@ -231,6 +243,11 @@ class Client:
         self.rng = random.Random(k)
         self.sent = self.uploads = 0
         self.last: Note | None = None  # the last note this client uploaded, if that upload succeeded
+        # during the run, a large upload's job is followed between this client's requests instead of waited
+        # for: a client blocked on a job would take its load off the server, and the latency windows would
+        # measure how many clients happen to be waiting rather than the server
+        self.follow_jobs = False
+        self.jobs: list[PendingJob] = []
 
     def warm_up(self) -> None:
         """Every operation once, a large upload among them (all clients at once: the memory that concurrency
@@ -247,8 +264,10 @@ class Client:
 
     def run(self, deadline: float) -> None:
         ops, weights = list(MIX), list(MIX.values())
+        self.follow_jobs = True
         try:
             while time.perf_counter() < deadline:
+                self.check_jobs()
                 op = self.rng.choices(ops, weights)[0]
                 if op == "upload" and len(self.ledger) >= LIVE_NOTES:
                     op = "delete"  # steady state: the index stays near its size, so RSS growth means a leak
@@ -257,6 +276,9 @@ class Client:
                     self.step("delete", note)
                 else:
                     self.step("upload" if op == "delete" else op)  # nothing of ours to delete yet: add one
+            while self.jobs:  # the clock has run out: the jobs still running are waited for
+                time.sleep(JOB_POLL_S)
+                self.check_jobs()
         finally:
             self.http.close()
             self.openai.close()
@@ -345,8 +367,21 @@ class Client:
         r = self.http.post("/v1/documents", files=[("files", (note.doc_id, text.encode(), "text/plain"))],
                            headers=headers)
         self.tally.count("uploads_large" if large else "uploads_small")
-        result = self._await_job(r, headers) if r.status_code == 202 else _expect(r, 200)["results"][0]
-        outcome = result.get("status") or result.get("state")  # a job's file has a state
+        if r.status_code != 202:
+            self._uploaded(note, _expect(r, 200)["results"][0])
+            return
+        body = _expect(r, 202)["job"]
+        self.tally.count("jobs")
+        job = PendingJob(note, r.headers.get("location") or f"/v1/jobs/{body['id']}", time.perf_counter())
+        if self.follow_jobs:
+            self.jobs.append(job)
+            return
+        while not self._poll(job, headers):
+            time.sleep(JOB_POLL_S)
+
+    def _uploaded(self, note: Note, result: dict) -> None:
+        """An upload's file entry (a job's file has a state): the note joins the ledger when it was added."""
+        outcome = result.get("status") or result.get("state")
         if outcome != "added":
             raise Failure(f"{note.doc_id}: {outcome} ({result.get('reason')})")
         if result.get("doc_id") != note.doc_id:
@@ -354,21 +389,33 @@ class Client:
         self.ledger.add(note)
         self.last = note
 
-    def _await_job(self, r: httpx.Response, headers: dict[str, str]) -> dict:
-        """Poll an upload job (a 202) until done or failed; its file's entry."""
-        job = _expect(r, 202)["job"]
-        where = r.headers.get("location") or f"/v1/jobs/{job['id']}"
-        self.tally.count("jobs")
-        started = time.perf_counter()
-        while job["state"] not in ("done", "failed"):
-            if time.perf_counter() - started > JOB_TIMEOUT_S:
+    def _poll(self, pending: PendingJob, headers: dict[str, str]) -> bool:
+        """One look at an upload job; True once it is over (done, failed, or past JOB_TIMEOUT_S)."""
+        waited = time.perf_counter() - pending.started
+        job = _expect(self.http.get(pending.location, headers=headers), 200)["job"]
+        if job["state"] not in ("done", "failed"):
+            if waited > JOB_TIMEOUT_S:
                 raise Failure(f"job {job['id']} still {job['state']} after {JOB_TIMEOUT_S:.0f} s")
-            time.sleep(0.25)
-            job = _expect(self.http.get(where, headers=headers), 200)["job"]
-        self.tally.count(f"jobs_{job['state']}", time.perf_counter() - started)
+            return False
+        self.tally.count(f"jobs_{job['state']}", waited)
         if job["state"] == "failed":
             raise Failure(f"job {job['id']} failed: {job.get('reason')}; files {job['files']}")
-        return job["files"][0]
+        self._uploaded(pending.note, job["files"][0])
+        return True
+
+    def check_jobs(self) -> None:
+        """Look at each followed job at most every JOB_POLL_S; one that is over leaves the list (an error,
+        a failed or timed-out job, goes to the tally under "upload")."""
+        now = time.perf_counter()
+        for job in [j for j in self.jobs if now - j.polled >= JOB_POLL_S]:
+            job.polled = now
+            try:
+                over = self._poll(job, {"X-Request-ID": f"soak-{self.k}-job"})
+            except Exception as exc:
+                self.tally.error("upload", f"soak-{self.k} job {job.location}: {type(exc).__name__}: {exc}")
+                over = True
+            if over:
+                self.jobs.remove(job)
 
     def _delete(self, headers: dict[str, str], note: Note) -> None:
         _expect(self.http.delete(f"/v1/documents/{quote(note.doc_id)}", headers=headers), 200)
