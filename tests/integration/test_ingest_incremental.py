@@ -547,3 +547,47 @@ def test_two_writers_of_one_document_leave_no_stale_vectors(service, tmp_path):
     assert errors == []
     assert service.docstore.chunk_count() > 2
     assert_stores_agree(service)  # the loser's vectors were deleted by the winner's commit
+
+
+def test_a_query_that_meets_a_vector_deleted_under_it_is_tried_again(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from chromadb.errors import InternalError
+    from llama_index.core.schema import TextNode
+
+    from index import vectors as vectors_module
+    from index.vectors import VectorIndex
+    from rag.errors import StoreUnavailableError
+    from rag.settings import ChromaSettings
+
+    vectors = VectorIndex(ChromaSettings(), tmp_path / "data")
+    vectors.add([TextNode(id_=f"c{i}", text=f"t{i}", embedding=HashEmbedding().encode([f"text {i}"])[0].tolist())
+                 for i in range(5)])
+    real_query, failures = vectors.store.query, []
+
+    def racing(request, failures_left: list[int]):
+        if failures_left[0]:
+            failures_left[0] -= 1
+            failures.append(1)
+            raise InternalError("Error executing plan: Internal error: Error finding id")
+        return real_query(request)
+
+    query = HashEmbedding().encode(["text 3"])[0].tolist()
+    left = [vectors_module.QUERY_ATTEMPTS - 1]
+    monkeypatch.setattr(vectors, "store", SimpleNamespace(query=lambda request: racing(request, left)))
+    assert vectors.query(query, 2)[0][0] == "c3"  # lost the race twice, answered the third time
+    assert len(failures) == vectors_module.QUERY_ATTEMPTS - 1
+
+    left[0] = vectors_module.QUERY_ATTEMPTS  # it keeps failing: the store is reported unavailable
+    with pytest.raises(StoreUnavailableError, match="Error finding id"):
+        vectors.query(query, 2)
+
+    def broken(request):
+        failures.append(1)
+        raise InternalError("Database error: disk I/O error")
+
+    failures.clear()
+    monkeypatch.setattr(vectors, "store", SimpleNamespace(query=broken))
+    with pytest.raises(StoreUnavailableError):
+        vectors.query(query, 2)
+    assert len(failures) == 1  # any other failure is not tried again
