@@ -30,8 +30,8 @@ QUERY_ATTEMPTS = 3
 
 def _lost_a_race(exc: StoreUnavailableError) -> bool:
     """Embedded Chroma (1.5) sometimes fails a query with "Error finding id" when a delete of some of the
-    nearest vectors commits while the query runs (2 of 5,759 asks in a soak with uploads and deletes every
-    second); the same query a moment later succeeds. Nothing is wrong with the store."""
+    nearest vectors commits while the query runs (3 of 18,433 requests in a soak with uploads and deletes
+    every second); the same query a moment later succeeds. Nothing is wrong with the store."""
     return "Error finding id" in str(exc.__cause__ or exc)
 
 

@@ -14,8 +14,9 @@ that holds one joins, whatever its ``p`` ("How long did the call last?": the
 best sentence is about the call, the next says "about 45 minutes"; measured
 out of fold on both gold sets, the answers that hold a right sentence went
 0.75 → 0.79 on news and 0.80 → 0.82 on SQuAD, their precision 0.75 → 0.73 and
-0.80 → 0.80). A sentence that restates a chosen one never joins. When the question names a year, only sentences whose passage speaks
-of that year may join. The chosen sentences are ordered by passage rank,
+0.80 → 0.80). A sentence that restates a chosen one never joins. When the
+question names a year, only sentences whose passage speaks of that year may
+join. The chosen sentences are ordered by passage rank,
 then by position, each with its passage's marker.
 """
 
