@@ -72,8 +72,9 @@ class ExtractiveAnswerer:
         part_best = [by_place[(a.candidates[0].doc_id, a.candidates[0].start)] for a in parts
                      if a.candidates and a.answers()]
         pool = [c for c in ranked[1:] if c.p >= floor and not c.features.get("year_missing")]
-        typed = [c for c in ranked[1:1 + TYPED_LOOKAHEAD]
-                 if c.features.get("type_present") and not c.features.get("year_missing")]
+        lacks_type = bool(best.features.get("type_expected")) and not best.features.get("type_present")
+        typed = [c for c in ranked[1:1 + TYPED_LOOKAHEAD] if lacks_type
+                 and c.features.get("type_present") and not c.features.get("year_missing")]
         if not pool and not part_best and not typed:
             return chosen
         considered = list({id(c): c for c in [best, *part_best, *pool, *typed]}.values())
@@ -94,7 +95,7 @@ class ExtractiveAnswerer:
                 k.features.get("cause_asked_and_stated") for k in chosen)
             if (adds_part or adds_cause) and not redundant(c):
                 chosen.append(c)
-        if best.features.get("type_expected") and not any(k.features.get("type_present") for k in chosen):
+        if typed and not any(k.features.get("type_present") for k in chosen):
             for c in typed:
                 if len(chosen) < self.settings.max_sentences and not redundant(c):
                     chosen.append(c)
