@@ -301,3 +301,32 @@ def test_a_sentence_with_the_kind_of_answer_asked_for_joins_a_best_one_without_i
     plain = {k: {"type_present": 1.0} for k in features}
     cands = ranked(hits, {"Spain rejected": 0.9, "The fishing treaty": 0.02}, plain)
     assert select(question, cands, embedder) == [cands[0].text]
+
+
+def test_a_why_question_takes_the_next_sentence_that_states_a_cause_when_the_best_states_none(embedder):
+    hits = make_hits([("fish", FISH)])
+    question = "Why did the sardine talks in Lisbon break down?"
+    why = {"cause_asked": 1.0}
+    because = {"cause_asked": 1.0, "cause_asked_and_stated": 1.0}
+    features = {"The fishing treaty": why, "Spain rejected": because, "Observers": why}
+    # the cause is far below half the best sentence's probability, but it is what a why-question asks for
+    cands = ranked(hits, {"The fishing treaty": 0.9, "Spain rejected": 0.03}, features)
+    assert [c[:14] for c in select(question, cands, embedder)] == ["The fishing tr", "Spain rejected"]
+    # beyond the lookahead: nothing joins
+    cands = ranked(hits, {"The fishing treaty": 0.9, "Observers": 0.3, "The talks": 0.2, "Spain rejected": 0.1},
+                   features)
+    assert select(question, cands, embedder) == [cands[0].text]
+
+
+def test_the_lookahead_keeps_to_the_questions_year_only_where_some_passage_states_it(embedder):
+    hits = make_hits([("fish", FISH)])
+    question = "Why did the sardine talks in Lisbon break down in 2019?"
+    undated = {start: {"cause_asked": 1.0, "year_missing": 1.0}
+               for start in ("The fishing treaty", "Portugal proposed", "The talks", "Observers")}
+    undated["Spain rejected"] = {"cause_asked": 1.0, "cause_asked_and_stated": 1.0, "year_missing": 1.0}
+    p = {"The fishing treaty": 0.9, "Spain rejected": 0.03}
+    # no passage speaks of 2019 (undated articles): the year cannot tell the sentences apart
+    assert len(select(question, ranked(hits, p, undated), embedder)) == 2
+    # the best sentence's passage does, the cause's does not: the cause is from another time
+    dated = undated | {"The fishing treaty": {"cause_asked": 1.0}}
+    assert len(select(question, ranked(hits, p, dated), embedder)) == 1
