@@ -181,7 +181,7 @@ FEATURES = (
     "cosine_gap",  # best cosine among the candidates minus this one
     "cosine_window",  # dense similarity of the question and the sentence read with the one before it
     "coverage",  # IDF-weighted share of the question's words in the sentence
-    "coverage_context",  # the same, with the previous sentence, the title and a named year the passage states counting half
+    "coverage_context",  # the same, with the previous sentence and the title counting half
     "coverage_gap",  # best coverage among the candidates minus this one
     "passage_coverage",  # the same share in the sentence's whole passage
     "names_missing",  # share of the question's names/numbers absent from sentence and context
@@ -391,19 +391,15 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
     best_cov = max(coverages, default=0.0)
     for c, sim, window_sim, cov, soft_cov in zip(candidates, sims, window_sims, coverages, soft):
         hit = hits[c.hit_index]
+        around = c.terms | c.context
         in_top = (hit.dense_rank or 99) <= 10 and (hit.keyword_rank or 99) <= 10
         passage_years = set(_YEAR.findall(hit.text)) | set(_YEAR.findall(hit.title))
-        # a year the question names is a condition on the evidence, met when the sentence's passage speaks of
-        # that year (a date line, a stated date): the sentence need not repeat it
-        dated = {stem(y) for y in q.years & passage_years}
-        context = c.context | dated
-        around = c.terms | context
         c.features = {
             "cosine": float(sim),
             "cosine_gap": best_sim - float(sim),
             "cosine_window": float(window_sim),
             "coverage": cov,
-            "coverage_context": _share(q.stems, c.terms, context),
+            "coverage_context": _share(q.stems, c.terms, c.context),
             "coverage_gap": best_cov - cov,
             "passage_coverage": _share(q.stems, passage_terms[c.hit_index]),
             "names_missing": (sum(n not in around for n in q.names) / len(q.names)) if q.names else 0.0,

@@ -158,22 +158,6 @@ def test_year_named_by_the_question_must_be_in_the_passage(embedder):
     assert all(v["year_missing"] == 0 for v in f.values())
 
 
-def test_a_year_stated_in_the_passage_meets_the_questions_year_without_the_sentence_repeating_it(embedder):
-    dated = "date 2019-06-02\n" + FISH.split("\n", 1)[1]  # the same article under a date line
-    hits = make_hits([("dated", dated), ("undated", FISH)], size=200)
-    question = "Why did Spain reject the sardine quota in 2019?"
-    candidates = candidates_from(hits)
-    featurize(question, Retrieval(hits=hits, query_embedding=embedder.get_query_embedding(question)), candidates,
-              SentenceVectors(embedder), CountingStats([h.text for h in hits]))
-    reason = {c.doc_id: c.features for c in candidates
-              if c.text == "Spain rejected the sardine quota because its fleets depend on the northern grounds."}
-    assert reason["dated"]["year_missing"] == 0.0 and reason["undated"]["year_missing"] == 1.0
-    # in the dated passage the year is not a word the sentence lacks: its context covers it
-    assert reason["dated"]["sentence_missing_idf"] < reason["undated"]["sentence_missing_idf"]
-    assert reason["dated"]["coverage_context"] > reason["undated"]["coverage_context"]
-    assert reason["dated"]["coverage"] == reason["undated"]["coverage"]  # the sentence's own words alone
-
-
 def test_cause_feature_needs_a_why_question_and_a_causal_sentence(embedder):
     hits = make_hits([("fish", FISH)])
     spain = "Spain rejected the sardine quota because its fleets depend on the northern grounds."
