@@ -281,40 +281,29 @@ def test_the_chat_model_is_not_called_below_the_threshold(tmp_path, embedder):
     assert gated.chat.calls == 1 and good.answerable and good.confidence >= 0.5
 
 
-def test_a_sentence_with_the_kind_of_answer_asked_for_joins_a_best_one_without_it(embedder):
+ASKS_NUMBER = ("How many delegations attended the fishing treaty negotiations?", {"type_expected": 1.0},
+               {"type_expected": 1.0, "type_present": 1.0})
+ASKS_CAUSE = ("Why did the sardine talks in Lisbon break down?", {"cause_asked": 1.0},
+              {"cause_asked": 1.0, "cause_asked_and_stated": 1.0})
+
+
+@pytest.mark.parametrize("question, asks, holds", [ASKS_NUMBER, ASKS_CAUSE], ids=["number", "why-cause"])
+def test_a_sentence_with_the_kind_of_answer_asked_for_joins_a_best_one_without_it(embedder, question, asks, holds):
     hits = make_hits([("fish", FISH)])
-    question = "How many delegations attended the fishing treaty negotiations?"
-    asks_number = {"type_expected": 1.0}
-    holds_number = {"type_expected": 1.0, "type_present": 1.0}
-    features = {"Spain rejected": asks_number, "The fishing treaty": holds_number, "Portugal proposed": holds_number}
-    # the best sentence holds no number; the next one does, however low its probability
+    features = {"Spain rejected": asks, "The fishing treaty": holds, "Portugal proposed": holds}
+    # the best sentence holds no such answer; the next one does, however low its probability
     cands = ranked(hits, {"Spain rejected": 0.9, "The fishing treaty": 0.02}, features)
     assert [c[:18] for c in select(question, cands, embedder)] == ["The fishing treaty", "Spain rejected the"]
     # only the next TYPED_LOOKAHEAD sentences are looked at
-    cands = ranked(hits, {"Spain rejected": 0.9, "Observers": 0.5, "The talks": 0.4, "The fishing treaty": 0.3},
+    cands = ranked(hits, {"Spain rejected": 0.9, "Observers": 0.3, "The talks": 0.2, "The fishing treaty": 0.1},
                    features)
     assert select(question, cands, embedder) == [cands[0].text]
-    # the best sentence holds a number already: it stands alone
+    # the best sentence holds one already: it stands alone
     cands = ranked(hits, {"Portugal proposed": 0.9, "The fishing treaty": 0.02}, features)
     assert select(question, cands, embedder) == [cands[0].text]
     # the question asks for no kind of answer: nothing joins
-    plain = {k: {"type_present": 1.0} for k in features}
+    plain = {k: {f: v for f, v in holds.items() if f not in asks} for k in features}
     cands = ranked(hits, {"Spain rejected": 0.9, "The fishing treaty": 0.02}, plain)
-    assert select(question, cands, embedder) == [cands[0].text]
-
-
-def test_a_why_question_takes_the_next_sentence_that_states_a_cause_when_the_best_states_none(embedder):
-    hits = make_hits([("fish", FISH)])
-    question = "Why did the sardine talks in Lisbon break down?"
-    why = {"cause_asked": 1.0}
-    because = {"cause_asked": 1.0, "cause_asked_and_stated": 1.0}
-    features = {"The fishing treaty": why, "Spain rejected": because, "Observers": why}
-    # the cause is far below half the best sentence's probability, but it is what a why-question asks for
-    cands = ranked(hits, {"The fishing treaty": 0.9, "Spain rejected": 0.03}, features)
-    assert [c[:14] for c in select(question, cands, embedder)] == ["The fishing tr", "Spain rejected"]
-    # beyond the lookahead: nothing joins
-    cands = ranked(hits, {"The fishing treaty": 0.9, "Observers": 0.3, "The talks": 0.2, "Spain rejected": 0.1},
-                   features)
     assert select(question, cands, embedder) == [cands[0].text]
 
 
