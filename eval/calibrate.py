@@ -95,10 +95,18 @@ def _rows_for(service, set_name: str, item: GoldItem, kind: str, answerable: boo
 
 def collect(settings: Settings, sets=DEFAULT_SETS, work_dir: Path | None = None,
             progress: bool = True) -> list[Row]:
-    """Every candidate sentence of every question, featurised and labelled."""
+    """Every candidate sentence of every question, featurised and labelled.
+
+    The indexes are built afresh in a temporary directory unless ``work_dir`` names one to reuse: an index kept
+    from earlier runs (grown by other code versions) retrieves slightly different near-tie candidates, and a
+    model fitted from one differed from a fresh refit by 0.036 in confidence (fresh builds differ by 0.010–0.021).
+    """
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix="calibrate-") as fresh:
+            return collect(settings, sets, Path(fresh), progress)
     from tqdm import tqdm
 
-    work_dir = Path(work_dir or Path(settings.data_dir) / "calibrate")
+    work_dir = Path(work_dir)
     top_k = settings.retrieve.top_k
     rows: list[Row] = []
     for set_name, gold_path, corpus in sets:
