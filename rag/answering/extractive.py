@@ -86,10 +86,12 @@ class ExtractiveAnswerer:
                      if a.candidates and a.answers()]
         pool = [c for c in ranked[1:] if c.p >= floor and not c.features.get("year_missing")]
         holds_asked = asked_kind_holder(best)
-        # a year the question names rules out a sentence whose passage never speaks of it, unless none does
-        dated = any(not c.features.get("year_missing") for c in ranked)
-        typed = [c for c in ranked[1:1 + TYPED_LOOKAHEAD] if holds_asked is not None and not holds_asked(best)
-                 and holds_asked(c) and not (dated and c.features.get("year_missing"))]
+        typed: list[Candidate] = []
+        if holds_asked is not None and not holds_asked(best):
+            # a year the question names rules out a sentence whose passage never speaks of it, unless none does
+            dated = any(not c.features.get("year_missing") for c in ranked)
+            typed = [c for c in ranked[1:1 + TYPED_LOOKAHEAD]
+                     if holds_asked(c) and not (dated and c.features.get("year_missing"))]
         if not pool and not part_best and not typed:
             return chosen
         considered = list({id(c): c for c in [best, *part_best, *pool, *typed]}.values())
