@@ -17,7 +17,11 @@ gold quotes, or of its best retrieved passage when it has none), so no
 figure is measured on an article the model was fitted on. The sentence model
 is a standardised logistic regression (scikit-learn); the answer confidence
 is Platt scaling of the best sentence's out-of-fold logit against "this
-question is answerable here and its best sentence answers it".
+question is answerable here and its best sentence answers it", fitted on the
+gold questions alone. The made negatives teach the sentence model what does
+not answer, but their number is an artefact of how they are made (two per
+answerable question): calibrated on them too, confidence would follow a mix
+of three unanswerable questions to one, and understate every real answer.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol
 import numpy as np
 
 from eval.gold import GoldItem, load_gold, locate_sources
+from eval.metrics import calibration
 from rag.answerability import FEATURES, MODEL_PATH, AnswerabilityModel
 from rag.settings import REPO_ROOT, Settings
 from rag.text import STOPWORDS, content_terms, stem, words
@@ -51,6 +56,7 @@ DEFAULT_SETS = (
 FOLDS = 5
 HELD_OUT = "held-out-article"
 SWAPPED = "swapped-term"
+MADE_NEGATIVES = (HELD_OUT, SWAPPED)
 #: Regularisation strength of the sentence model (scikit-learn's C), chosen by grouped cross-validation.
 C = 1.0
 
@@ -245,11 +251,25 @@ def _questions(rows: list[Row], logits: np.ndarray) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+def is_gold(question: dict[str, Any]) -> bool:
+    """A question of a gold file, as opposed to a made negative."""
+    return question["kind"] not in MADE_NEGATIVES
+
+
+def _outcome(question: dict[str, Any]) -> int:
+    return int(question["answerable"] and question["best_label"])
+
+
 def fit_answer_calibration(questions: list[dict[str, Any]]) -> dict[str, float]:
+    """Platt scaling of the best sentence's logit, on the gold questions: their own mix of answerable and
+    unanswerable ones (all questions only where the gold ones hold a single outcome)."""
     from sklearn.linear_model import LogisticRegression
 
+    gold = [q for q in questions if is_gold(q)]
+    if len({_outcome(q) for q in gold}) == 2:
+        questions = gold
     z = np.array([[q["best"]] for q in questions])
-    y = np.array([int(q["answerable"] and q["best_label"]) for q in questions])
+    y = np.array([_outcome(q) for q in questions])
     model = LogisticRegression(C=100.0, max_iter=1000).fit(z, y)
     return {"slope": round(float(model.coef_[0][0]), 6), "intercept": round(float(model.intercept_[0]), 6)}
 
@@ -295,9 +315,15 @@ def cross_validated_report(rows: list[Row], logits: np.ndarray, threshold: float
     for d in by_kind.values():
         d["correct"] = round(d["correct"] / d["n"], 3)
         d["top_sentence_answers"] = round(d["top_sentence_answers"] / d["n"], 3)
+    reliability = {}
+    for set_name in sorted({q["set"] for q in questions}):
+        block = calibration([(float(c), bool(_outcome(q))) for q, c in zip(questions, conf)
+                             if q["set"] == set_name and is_gold(q)])
+        reliability[set_name] = {"n": block["n"], "ece": block["ece"], "brier": block["brier"]}
     _, y, _ = _arrays(rows)
     return {"threshold": threshold, "sentence_auc": round(float(roc_auc_score(y, logits)), 4),
-            "decisions": dict(sorted(by_kind.items())), "questions": len(questions), "sentences": len(rows)}
+            "decisions": dict(sorted(by_kind.items())), "calibration": reliability,
+            "questions": len(questions), "sentences": len(rows)}
 
 
 def choose_threshold(rows: list[Row], logits: np.ndarray, max_false_refusal: float = 0.04) -> float:
@@ -365,6 +391,9 @@ def _lines(report: dict[str, Any]) -> Iterator[str]:
     yield f"{'set/kind':<36}{'n':>5}{'correct decision':>18}{'top sentence answers':>22}"
     for kind, d in cv["decisions"].items():
         yield f"{kind:<36}{d['n']:>5}{d['correct']:>18.3f}{d['top_sentence_answers']:>22.3f}"
+    for set_name, d in cv["calibration"].items():
+        yield (f"confidence against 'answerable and its best sentence answers', {set_name} gold questions "
+               f"(n={d['n']}): ECE {d['ece']}, Brier {d['brier']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kit import ChildProcess, build_pdf, clean_env, free_port, rag_command
+from kit import FAST_TIER_MIN_CONFIDENCE, ChildProcess, build_pdf, clean_env, free_port, rag_command
 
 from api.jobs import INTERRUPTED
 
@@ -125,7 +125,7 @@ HOSTILE = {  # name: (content, outcome, what the reason or stored text must show
 def test_hostile_files_are_ingested_or_skipped_within_the_limit_while_asks_are_answered(tmp_path):
     child, base = start_server(tmp_path / "data", tmp_path / "hostile.log", RAG_EMBED_PROVIDER="hash",
                                RAG_PARSE_TIMEOUT_S=str(PARSE_LIMIT_S), RAG_API_JOB_THRESHOLD_BYTES="1000",
-                               RAG_ANSWER_MIN_CONFIDENCE="0.02")
+                               RAG_ANSWER_MIN_CONFIDENCE=str(FAST_TIER_MIN_CONFIDENCE))
     asks: list[tuple[float, float, int]] = []  # (start, seconds, status)
     stop = threading.Event()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval.calibrate import (HELD_OUT, Row, choose_threshold, cross_validated_report, fit, fit_sentence_model,
-                            out_of_fold_logits, swapped_question)
+from eval.calibrate import (HELD_OUT, Row, choose_threshold, cross_validated_report, fit, fit_answer_calibration,
+                            fit_sentence_model, out_of_fold_logits, swapped_question)
 from eval.gold import GoldItem, GoldSource
 from index.chunking import chunk_text, text_hash
 from index.docstore import DocStore
@@ -109,3 +109,27 @@ def test_rows_survive_a_json_round_trip(tmp_path):
     path = tmp_path / "rows.json"
     path.write_text(json.dumps([r.__dict__ for r in rows]))
     assert [Row(**r) for r in json.loads(path.read_text())] == rows
+
+
+def _question(kind: str, best: float, answerable: bool, label: int) -> dict:
+    return {"set": "set", "qid": f"{kind}{best}", "kind": kind, "group": "g", "answerable": answerable,
+            "best": best, "best_label": label, "any_positive": label}
+
+
+def test_answer_calibration_follows_the_gold_questions_not_the_made_negatives():
+    rng = np.random.default_rng(1)
+    gold = [_question("squad", float(z), True, int(z > -0.5)) for z in rng.normal(1.0, 1.5, 80)]
+    gold += [_question("squad-adversarial", float(z), False, 0) for z in rng.normal(-1.0, 1.5, 40)]
+    made = [_question(HELD_OUT, float(z), False, 0) for z in rng.normal(-1.0, 1.5, 300)]
+    alone, with_made = fit_answer_calibration(gold), fit_answer_calibration(gold + made)
+    assert alone == with_made  # hundreds of made negatives do not drag every confidence down
+    # the confidence of a middling answer reflects the gold mix (about two answerable questions in three)
+    middle = 1 / (1 + np.exp(-(alone["slope"] * 0.0 + alone["intercept"])))
+    assert 0.4 < middle < 0.8
+
+
+def test_answer_calibration_uses_every_question_when_the_gold_ones_agree():
+    gold = [_question("squad", z, True, 1) for z in (0.5, 1.0, 2.0, 3.0)]
+    made = [_question(HELD_OUT, z, False, 0) for z in (-3.0, -2.0, -1.0, 0.0)]
+    cal = fit_answer_calibration(gold + made)
+    assert cal["slope"] > 0  # fitted (on all eight) rather than failing on a single outcome
