@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -173,6 +174,75 @@ def degree_words(text: str) -> set[str]:
     return {m.group(0).lower().split()[0] for m in _DEGREE.finditer(text)}
 
 
+# A swapped value: SQuAD's adversarial questions are also made by putting another name, year, month or
+# ordinal where the answerable question had its own ("in *July* 1755" of a text that says "in June 1755").
+_TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.I)
+_CALENDAR = frozenset("january february march april may june july august september october november december".split())
+
+
+def value_kind(token: str, first: bool = False) -> str | None:
+    """The kind of specific value a word is (year, number, ordinal, month, name), or None for any other word.
+    Acronyms are left out: "US", "EU" and "GM" are as often written out ("United States") as swapped."""
+    if _YEAR.fullmatch(token):
+        return "year"
+    if _ORDINAL.fullmatch(token):
+        return "ordinal"
+    if token.isdigit():
+        return "number"
+    if not token[0].isupper() or (len(token) > 1 and token.isupper()):
+        return None
+    if token.lower() in _CALENDAR:
+        return "month"
+    return None if first and token.lower() in _OPENERS else "name"
+
+
+def _base(token: str) -> str:
+    return stem(_plain(token))
+
+
+def _plain(token: str) -> str:
+    """Lower case, no possessive, no accents: "Beauséjour's" → "beausejour"."""
+    bare = unicodedata.normalize("NFKD", re.sub(r"['’]s$", "", token.lower()))
+    return "".join(ch for ch in bare if not unicodedata.combining(ch))
+
+
+def spelt_alike(a: str, b: str) -> bool:
+    """One name spelt two ways ("Dusquesne"/"Duquesne", "Fenghe"/"Fenge"): at most one letter added, dropped
+    or changed. Not a swap."""
+    a, b = _plain(a), _plain(b)
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), len(a))
+    return a[i + (len(a) == len(b)):] == b[i + 1:]
+
+
+def value_swapped(question_tokens: Sequence[str], text: str) -> bool:
+    """A name, year, number, ordinal or month of the question is missing from ``text``, which has another of
+    the same kind in its place: beside the same neighbouring word ("the *German* Ghetto Uprising" / "the
+    *Warsaw* Ghetto Uprising", "the end of the *20th* century" / "the *19th* century")."""
+    tokens = _TOKEN.findall(text)
+    bases = [_base(t) for t in tokens]
+    present = set(bases)
+    asked = [_base(t) for t in question_tokens]
+    for i, word in enumerate(question_tokens):
+        kind = value_kind(word, i == 0)
+        if kind is None or asked[i] in present:
+            continue
+        for step in (-1, 1):  # the neighbour before the value, then the one after it
+            j = i + step
+            if not 0 <= j < len(asked) or asked[j] in STOPWORDS:
+                continue
+            for k in (k for k, b in enumerate(bases) if b == asked[j]):
+                m = k - step  # where the value sits beside that neighbour in the text
+                if (0 <= m < len(tokens) and bases[m] not in asked and value_kind(tokens[m], m == 0) == kind
+                        and not (kind == "name" and spelt_alike(tokens[m], word))):
+                    return True
+    return False
+
+
 # ---- features ----------------------------------------------------------------
 
 #: The model's inputs, in order. Question-level features repeat on every candidate of the question.
@@ -207,6 +277,7 @@ FEATURES = (
     "negation_unmatched",  # the question is negated ("not", "never", "n't") and the sentence is not
     "negation_added",  # the sentence is negated and the question is not
     "degree_unmatched",  # the question picks one out ("most", "least", "only", "first") and the sentence lacks that word
+    "value_swapped",  # a name, year, month or ordinal of the question has another of its kind in its place here
     "passage_rank",  # 1 / (1 + rank of the passage)
     "both_rankers",  # the passage is in the top 10 of the dense and of the keyword ranking
     "log_words",  # length of the sentence
@@ -228,6 +299,7 @@ class QuestionTerms:
     wh_modifiers: set[str] = field(default_factory=set)  # "how *many*", "how *much*": part of the question form
     bigrams: set[tuple[str, str]] = field(default_factory=set)
     as_written: dict[str, str] = field(default_factory=dict)  # stem → the word as the question spells it
+    tokens: list[str] = field(default_factory=list)  # the question's words in order, as written
 
     @classmethod
     def of(cls, question: str, stats: CorpusStats | None) -> "QuestionTerms":
@@ -248,7 +320,8 @@ class QuestionTerms:
                    years=set(_YEAR.findall(question)), log_n=math.log(2 + n), focus=question_focus(question),
                    category=question_category(question),
                    wh_modifiers={stem(w.lower()) for w in re.findall(r"\bhow\s+(\w+)", question, re.I)},
-                   bigrams=set(zip(terms, terms[1:])), as_written=_as_written(question))
+                   bigrams=set(zip(terms, terms[1:])), as_written=_as_written(question),
+                   tokens=_TOKEN.findall(question))
 
 
 _WH = re.compile(r"\b(what|which|who|whom|whose|where|when|why|how(?: (?:many|much|long|old|far|often))?)\b", re.I)
@@ -426,6 +499,7 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
             "negation_unmatched": float(question_negated and not negated(c.text)),
             "negation_added": float(negated(c.text) and not question_negated),
             "degree_unmatched": float(bool(question_degree - degree_words(c.text))),
+            "value_swapped": float(value_swapped(q.tokens, c.text)),
             "passage_rank": 1.0 / (1 + c.hit_index),
             "both_rankers": float(in_top),
             "log_words": math.log(1 + len(c.text.split())),

@@ -42,8 +42,8 @@ def test_cross_validated_figures_are_those_documented(refit):
     assert report["cross_validated"]["sentence_auc"] >= 0.95
     assert decisions["squad/out-of-corpus"]["correct"] >= 0.85
     assert decisions["squad/squad"]["correct"] >= 0.95  # false refusals stay rare
-    # the polarity and degree features: 0.120 without them, 0.213 measured with them
-    assert decisions["squad/squad-adversarial"]["correct"] >= 0.18
+    # 0.120 before the polarity and degree features, 0.213 with them, 0.267 with a swapped value too
+    assert decisions["squad/squad-adversarial"]["correct"] >= 0.23
     assert decisions["news-dev/factoid"]["correct"] >= 0.9
     # confidence is calibrated on the gold questions' own mix: out-of-fold ECE on SQuAD's 300 measured 0.045–0.051
     # (0.083 when the made negatives, three unanswerable questions to one, were in the calibration too)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from index.chunking import chunk_text
-from rag.answerability import (FEATURES, MODEL_PATH, AnswerabilityModel, Assessor, QuestionTerms,
+from rag.answerability import (FEATURES, MODEL_PATH, AnswerabilityModel, Assessor, QuestionTerms, value_swapped,
                                candidates_from, expected_type, explain_refusal, featurize, question_names,
                                question_parts)
 from rag.embeddings import HashEmbedding
@@ -183,6 +183,29 @@ def test_polarity_and_degree_must_match_between_question_and_sentence(embedder):
     assert f["A small sardine quota went to Spain."]["degree_unmatched"] == 1.0
     # "how long did it last" is a verb, not a degree
     assert all(v["degree_unmatched"] == 0.0 for v in features_for("How long did the talks last?", hits, embedder).values())
+
+
+@pytest.mark.parametrize("question, sentence, swapped", [
+    ("Who went to the fort in July 1755?", "Braddock went to the fort in June 1755.", True),  # month
+    ("What spread around the end of the 20th century?", "Near the end of the 19th century engines spread.", True),
+    ("How long did the German Ghetto Uprising last?", "The Warsaw Ghetto Uprising lasted a month.", True),  # name
+    ("What did OPEC do in 1979 to gain share?", "OPEC cut output in 1981 to gain share.", False),  # no neighbour kept
+    ("Who went to the fort in June 1755?", "Braddock went to the fort in June 1755.", False),  # the same value
+    ("Who captured Fort Beausejour?", "The British captured Fort Beauséjour in 1755.", False),  # spelt two ways
+    ("How long did the Austin–Wei Fenghe call last?", "The call with Wei Fenge lasted 45 minutes.", False),
+    ("Which laws predate EU law?", "European Union law came later.", False),  # acronyms are left out
+    ("What happened in the 29th year?", "It happened in the 20th year.", True),  # digits are never spelling
+])
+def test_a_value_of_the_question_swapped_for_another_of_its_kind(question, sentence, swapped):
+    assert value_swapped(QuestionTerms.of(question, None).tokens, sentence) is swapped
+
+
+def test_value_swapped_is_a_feature_of_each_sentence(embedder):
+    doc = "Braddock marched to the fort in June 1755.\nThe fort fell in July 1758.\nHe reached the fort in July.\n"
+    f = features_for("Who marched to the fort in July 1755?", make_hits([("fort", doc)]), embedder)
+    assert f["Braddock marched to the fort in June 1755."]["value_swapped"] == 1.0
+    assert f["The fort fell in July 1758."]["value_swapped"] == 1.0  # the year beside "July" is another
+    assert f["He reached the fort in July."]["value_swapped"] == 0.0  # no value in the place of the question's
 
 
 # ---- the fitted model -----------------------------------------------------------
