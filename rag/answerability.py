@@ -223,6 +223,12 @@ def value_swapped(question_tokens: Sequence[str], text: str) -> bool:
     """A name, year, number, ordinal or month of the question is missing from ``text``, which has another of
     the same kind in its place: beside the same neighbouring word ("the *German* Ghetto Uprising" / "the
     *Warsaw* Ghetto Uprising", "the end of the *20th* century" / "the *19th* century")."""
+    return value_swap(question_tokens, text) is not None
+
+
+def value_swap(question_tokens: Sequence[str], text: str) -> tuple[str, str] | None:
+    """The swap :func:`value_swapped` finds, as (the question's words, the text's words), each the value with
+    its neighbour in reading order: ("German Ghetto", "Warsaw Ghetto"); None when there is none."""
     tokens = _TOKEN.findall(text)
     bases = [_base(t) for t in tokens]
     present = set(bases)
@@ -239,8 +245,10 @@ def value_swapped(question_tokens: Sequence[str], text: str) -> bool:
                 m = k - step  # where the value sits beside that neighbour in the text
                 if (0 <= m < len(tokens) and bases[m] not in asked and value_kind(tokens[m], m == 0) == kind
                         and not (kind == "name" and spelt_alike(tokens[m], word))):
-                    return True
-    return False
+                    asked_words = (question_tokens[j], word) if step == -1 else (word, question_tokens[j])
+                    found_words = (tokens[k], tokens[m]) if step == -1 else (tokens[m], tokens[k])
+                    return " ".join(asked_words), " ".join(found_words)
+    return None
 
 
 # ---- features ----------------------------------------------------------------
@@ -635,6 +643,9 @@ def explain_refusal(q: QuestionTerms, hits: Sequence[Hit], best: Candidate | Non
     mentioned = [spelled.get(t, t) for t in by_idf if t in near][:3]
     if not hits:
         return "No passage in the documents relates to this question."
+    swap = value_swap(q.tokens, best.text) if best is not None else None
+    if swap is not None:  # the closest passage names another thing of the same kind where the question has its own
+        return f"The closest passage speaks of “{swap[1]}”, not “{swap[0]}”."
     if absent and mentioned:
         return f"The documents mention {_join(mentioned)} but say nothing about {_join(absent)}."
     if absent:

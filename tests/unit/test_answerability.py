@@ -301,6 +301,15 @@ def test_refusal_reason_names_what_the_documents_mention_and_what_they_lack():
     assert "no passage states what was asked" in explain_refusal(q, hits, candidates_from(hits)[1])
 
 
+def test_a_refusal_names_the_value_the_closest_passage_has_in_place_of_the_questions():
+    doc = "Braddock marched to the fort in June 1755.\nThe fort stood on the river.\n"
+    hits = make_hits([("fort", doc)])
+    q = QuestionTerms.of("Who marched to the fort in July 1755?", CountingStats([h.text for h in hits]))
+    marched, stood = candidates_from(hits)
+    assert explain_refusal(q, hits, marched) == "The closest passage speaks of “June 1755”, not “July 1755”."
+    assert explain_refusal(q, hits, stood).startswith("The documents mention")  # no swap: the usual reason
+
+
 def test_question_terms_keep_each_part_of_the_question_apart():
     q = QuestionTerms.of("Which news outlet reported how many warships sailed to Lisbon?", None)
     assert q.category == {stem("news"), stem("outlet")}  # names the kind of answer
