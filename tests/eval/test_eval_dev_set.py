@@ -7,7 +7,7 @@ all-MiniLM-L6-v2 int8, default settings, the shipped answerability model) on 202
     retrieval.mrr               0.833   gate >= 0.80     (baseline 0.632)
     answer.must_include         0.821   gate >= 0.80     (one sentence per factoid since the trust issue)
     answer.fully_covered        0.750   gate >= 0.71
-    citations.precision_strict  0.821   gate >= 0.78     (was 0.546 with padded answers)
+    citations.precision_strict  0.839   gate >= 0.80     (was 0.546 with padded answers)
     refusal.accuracy            0.500   gate >= 0.5
     answer.false_refusal        0.036   gate <= 0.05     (a maximum: lower is better)
 
@@ -37,7 +37,7 @@ GATES = {
     "retrieval.mrr": 0.80,
     "answer.must_include": 0.80,
     "answer.fully_covered": 0.71,
-    "citations.precision_strict": 0.78,
+    "citations.precision_strict": 0.80,
     "refusal.accuracy": 0.5,
     "answer.false_refusal": 0.05,  # treated as a maximum by the suite
 }
