@@ -197,6 +197,7 @@ def value_kind(token: str, first: bool = False) -> str | None:
     return None if first and token.lower() in _OPENERS else "name"
 
 
+@lru_cache(maxsize=65536)
 def _base(token: str) -> str:
     return stem(_plain(token))
 
@@ -229,19 +230,25 @@ def value_swapped(question_tokens: Sequence[str], text: str) -> bool:
 def value_swap(question_tokens: Sequence[str], text: str) -> tuple[str, str] | None:
     """The swap :func:`value_swapped` finds, as (the question's words, the text's words), each the value with
     its neighbour in reading order: ("German Ghetto", "Warsaw Ghetto"); None when there is none."""
+    values = [(i, kind) for i, kind in enumerate(value_kind(w, i == 0) for i, w in enumerate(question_tokens))
+              if kind is not None]
+    if not values:
+        return None
     tokens = _TOKEN.findall(text)
     bases = [_base(t) for t in tokens]
-    present = set(bases)
+    where: dict[str, list[int]] = {}
+    for k, b in enumerate(bases):
+        where.setdefault(b, []).append(k)
     asked = [_base(t) for t in question_tokens]
-    for i, word in enumerate(question_tokens):
-        kind = value_kind(word, i == 0)
-        if kind is None or asked[i] in present:
+    for i, kind in values:
+        word = question_tokens[i]
+        if asked[i] in where:
             continue
         for step in (-1, 1):  # the neighbour before the value, then the one after it
             j = i + step
             if not 0 <= j < len(asked) or asked[j] in STOPWORDS:
                 continue
-            for k in (k for k, b in enumerate(bases) if b == asked[j]):
+            for k in where.get(asked[j], ()):
                 m = k - step  # where the value sits beside that neighbour in the text
                 if (0 <= m < len(tokens) and bases[m] not in asked and value_kind(tokens[m], m == 0) == kind
                         and not (kind == "name" and spelt_alike(tokens[m], word))):
@@ -285,7 +292,7 @@ FEATURES = (
     "negation_unmatched",  # the question is negated ("not", "never", "n't") and the sentence is not
     "negation_added",  # the sentence is negated and the question is not
     "degree_unmatched",  # the question picks one out ("most", "least", "only", "first") and the sentence lacks that word
-    "value_swapped",  # a name, year, month or ordinal of the question has another of its kind in its place here
+    "value_swapped",  # a name, number, year, month or ordinal of the question has another of its kind in its place
     "passage_rank",  # 1 / (1 + rank of the passage)
     "both_rankers",  # the passage is in the top 10 of the dense and of the keyword ranking
     "log_words",  # length of the sentence
