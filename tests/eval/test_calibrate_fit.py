@@ -68,6 +68,13 @@ def test_fit_is_reproducible_and_complete():
     assert model.answer_slope > 0 and 0 < model.recommended_threshold < 1
     decisions = a["cross_validated"]["decisions"]
     assert decisions["set/kind"]["correct"] > 0.8 and decisions[f"set/{HELD_OUT}"]["correct"] > 0.8
+    # reliability of the out-of-fold confidence, per set, over its gold questions only (made negatives left out)
+    reliability = a["cross_validated"]["calibration"]
+    assert set(reliability) == {"set", "other"}
+    rows = made_up_rows()
+    for name, block in reliability.items():
+        gold = {r.qid for r in rows if r.set == name and r.kind != HELD_OUT}
+        assert block["n"] == len(gold) and 0 <= block["ece"] <= 1 and 0 <= block["brier"] <= 1
 
 
 def test_threshold_keeps_false_refusals_within_bound_on_every_set():
