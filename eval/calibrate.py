@@ -383,7 +383,8 @@ def agreement(a: dict[str, Any], b: dict[str, Any], rows: list[Row]) -> float:
     return float(np.abs(pa - pb).max())
 
 
-def _lines(report: dict[str, Any]) -> Iterator[str]:
+def report_lines(report: dict[str, Any]) -> Iterator[str]:
+    """What a refit prints: the cross-validated table, each set's calibration, the learnt weights."""
     cv = report["cross_validated"]
     yield (f"{report['rows']['questions']} questions, {report['rows']['sentences']} candidate sentences "
            f"({report['rows']['positive']} answer); grouped {FOLDS}-fold by article")
@@ -394,6 +395,9 @@ def _lines(report: dict[str, Any]) -> Iterator[str]:
     for set_name, d in cv["calibration"].items():
         yield (f"confidence against 'answerable and its best sentence answers', {set_name} gold questions "
                f"(n={d['n']}): ECE {d['ece']}, Brier {d['brier']}")
+    model = report["sentence_model"]
+    weights = sorted(zip(model["features"], model["coef"]), key=lambda fw: -abs(fw[1]))
+    yield "weights of the standardised features, largest first: " + ", ".join(f"{f} {w:+.2f}" for f, w in weights)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             args.rows.parent.mkdir(parents=True, exist_ok=True)
             args.rows.write_text(json.dumps([r.__dict__ for r in rows]))
     report = fit(rows)
-    for line in _lines(report):
+    for line in report_lines(report):
         print(line)
     if args.check:
         stored = json.loads(MODEL_PATH.read_text(encoding="utf-8"))

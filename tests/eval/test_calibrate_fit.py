@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from eval.calibrate import (HELD_OUT, Row, choose_threshold, cross_validated_report, fit, fit_answer_calibration,
-                            fit_sentence_model, out_of_fold_logits, swapped_question)
+                            fit_sentence_model, out_of_fold_logits, report_lines, swapped_question)
 from eval.gold import GoldItem, GoldSource
 from index.chunking import chunk_text, text_hash
 from index.docstore import DocStore
@@ -140,3 +140,13 @@ def test_answer_calibration_uses_every_question_when_the_gold_ones_agree():
     made = [_question(HELD_OUT, z, False, 0) for z in (-3.0, -2.0, -1.0, 0.0)]
     cal = fit_answer_calibration(gold + made)
     assert cal["slope"] > 0  # fitted (on all eight) rather than failing on a single outcome
+
+
+def test_a_refit_prints_its_table_calibration_and_weights_largest_first():
+    report = fit(made_up_rows(), sets=())
+    lines = list(report_lines(report))
+    assert any(line.startswith("set/kind") for line in lines)
+    assert sum("ECE" in line for line in lines) == 2  # one line per set
+    weights = lines[-1].split(": ", 1)[1].split(", ")
+    assert weights[0].startswith("coverage ")  # the made-up rows separate on coverage alone
+    assert len(weights) == len(FEATURES)
