@@ -282,7 +282,7 @@ def test_the_chat_model_is_not_called_below_the_threshold(tmp_path, embedder):
 
 
 ASKS_NUMBER = ("How many delegations attended the fishing treaty negotiations?", {"type_expected": 1.0},
-               {"type_expected": 1.0, "type_present": 1.0})
+               {"type_expected": 1.0, "type_present": 1.0, "type_near": 1.0})
 ASKS_CAUSE = ("Why did the sardine talks in Lisbon break down?", {"cause_asked": 1.0},
               {"cause_asked": 1.0, "cause_asked_and_stated": 1.0})
 
@@ -304,6 +304,15 @@ def test_a_sentence_with_the_kind_of_answer_asked_for_joins_a_best_one_without_i
     # the question asks for no kind of answer: nothing joins
     plain = {k: {f: v for f, v in holds.items() if f not in asks} for k in features}
     cands = ranked(hits, {"Spain rejected": 0.9, "The fishing treaty": 0.02}, plain)
+    assert select(question, cands, embedder) == [cands[0].text]
+
+
+def test_a_number_far_from_the_questions_words_does_not_join(embedder):
+    question, asks, holds = ASKS_NUMBER
+    hits = make_hits([("fish", FISH)])
+    far = holds | {"type_near": 0.0}  # a number, but not beside anything the question asks about
+    cands = ranked(hits, {"Spain rejected": 0.9, "The fishing treaty": 0.02},
+                   {"Spain rejected": asks, "The fishing treaty": far})
     assert select(question, cands, embedder) == [cands[0].text]
 
 
