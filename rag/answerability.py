@@ -101,9 +101,10 @@ many several since while another others according""".split())
 _TYPE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("date", re.compile(r"\b(when|what (year|years|date|day|month|century|decade|time|period|era)|"
                         r"which (year|years|date|day|month|century|decade)|how long ago|since when)\b", re.I)),
-    ("number", re.compile(r"\b(how (many|much|long|old|far|large|big|high|tall|deep|often|fast)|"
-                          r"what (percentage|percent|proportion|share|number|amount|fraction|size)|"
-                          r"what (was|is) the (population|number|amount|cost|price|size))\b", re.I)),
+    ("count", re.compile(r"\b(how (many|much)|what (percentage|percent|proportion|share|number|amount|fraction)|"
+                         r"what (was|is) the (population|number|amount|cost|price))\b", re.I)),
+    ("number", re.compile(r"\b(how (long|old|far|large|big|high|tall|deep|often|fast)|what (size)|"
+                          r"what (was|is) the (size))\b", re.I)),
     ("name", re.compile(r"\b(who|whom|whose|where|which (city|country|town|state|company|person|people|"
                         r"organi[sz]ation|university|team|party|group|river|region|nation)|what (city|country|"
                         r"town|state|company|organi[sz]ation|university|team|party|river|region|nation))\b", re.I)),
@@ -124,6 +125,8 @@ def _type_present(kind: str, text: str, question_words: set[str]) -> bool:
     novel = [t for t in tokens if t.lower() not in question_words]
     if kind == "number":
         return any(_DIGIT.search(t) or t.lower() in _NUMBER_WORDS for t in novel)
+    if kind == "count":  # how many, how much: a year is not a count
+        return any((_DIGIT.search(t) and not _YEAR.fullmatch(t)) or t.lower() in _NUMBER_WORDS for t in novel)
     if kind == "date":
         return any(_YEAR.fullmatch(t) or t.lower() in _MONTHS or (_DIGIT.search(t) and len(t) <= 4) for t in novel)
     # a name: a capitalised word (one that opens the sentence only when it is not a common opener)

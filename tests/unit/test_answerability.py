@@ -96,8 +96,9 @@ def test_candidates_exclude_headlines_and_keep_document_offsets():
 
 
 @pytest.mark.parametrize("question,kind", [
-    ("How many delegations attended?", "number"),
-    ("How much did the quota cost?", "number"),
+    ("How many delegations attended?", "count"),
+    ("How much did the quota cost?", "count"),
+    ("How long did the talks last?", "number"),
     ("When did the talks open?", "date"),
     ("In what year was the record broken?", "date"),
     ("Who proposed the quota?", "name"),
@@ -138,6 +139,18 @@ def test_expected_type_must_appear_beyond_the_questions_own_words(embedder):
     f = features_for("Who rejected the sardine quota?", make_hits([("q", doc)]), embedder)
     assert f["The sardine quota was rejected by the northern fleets after a long night."]["type_present"] == 0.0
     assert f["The sardine quota was rejected at the meeting, Spain said on Tuesday."]["type_present"] == 1.0
+
+
+def test_a_year_is_not_a_count(embedder):
+    doc = ("The fishing treaty has been in force since 2018 in the northern zone.\n"
+           "The fishing treaty was signed by twelve delegations in the northern zone.\n")
+    f = features_for("How many delegations signed the fishing treaty?", make_hits([("fish", doc)]), embedder)
+    dated = f["The fishing treaty has been in force since 2018 in the northern zone."]
+    counted = f["The fishing treaty was signed by twelve delegations in the northern zone."]
+    assert dated["type_present"] == dated["type_near"] == 0.0  # "how many" asks for a count; 2018 is a year
+    assert counted["type_present"] == counted["type_near"] == 1.0
+    f = features_for("How long has the fishing treaty been in force?", make_hits([("fish", doc)]), embedder)
+    assert f["The fishing treaty has been in force since 2018 in the northern zone."]["type_present"] == 1.0
 
 
 def test_question_words_missing_from_every_passage_and_from_the_index(embedder):
