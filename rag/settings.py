@@ -63,9 +63,10 @@ AnswerMode = Literal["extractive", "openai", "local"]
 
 class AnswerSettings(_Group):
     mode: AnswerMode = Field("extractive", description="extractive: offline sentence selection; openai: an OpenAI-compatible chat model; local: a packaged GGUF model served in-process by llama.cpp (the `local` extra).")
-    max_sentences: int = Field(3, ge=1, le=10, description="Most sentences an extractive answer uses (a factoid answer uses one unless another adds a part of the question).")
+    max_sentences: int = Field(3, ge=1, le=10, description="Most sentences an extractive answer uses (a factoid answer uses one, two when the runner-up is close, more only when another adds a part of the question).")
     min_confidence: float | None = Field(None, ge=0, le=1, description="Refuse when the calibrated confidence that the sources answer is below this (unset: the answerability model's recommended threshold).")
     relative_cutoff: float = Field(0.5, ge=0, le=1, description="Extractive: a further sentence must answer with at least this share of the best sentence's probability.")
+    runner_up_share: float = Field(0.5, ge=0, le=1.01, description="Extractive: the second-best sentence joins the best one when its probability is at least this share of the best's (the best sentence alone answers about 80% of questions); above 1 turns it off.")
     gate_chat_model: bool = Field(True, description="openai mode: below the confidence threshold, refuse without calling the chat model.")
 
 

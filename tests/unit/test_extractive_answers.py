@@ -42,16 +42,34 @@ def select(question: str, cands, embedder, **settings) -> list[str]:
     return [c.text for c in answerer.select(question, cands)]
 
 
-def test_a_factoid_gets_one_sentence_even_when_others_score_well(embedder):
+def test_a_factoid_gets_one_sentence_when_the_runner_up_is_far_behind(embedder):
     hits = make_hits([("fish", FISH)])
-    cands = ranked(hits, {"Portugal proposed": 0.9, "Spain rejected": 0.8, "Observers expect": 0.7})
+    cands = ranked(hits, {"Portugal proposed": 0.9, "Spain rejected": 0.4, "Observers expect": 0.35})
     assert select("What quota did Portugal propose for sardines?", cands, embedder) == [
         "Portugal proposed a quota of four thousand tonnes for sardines in the northern zone."]
 
 
+def test_a_close_runner_up_joins_the_best_sentence_and_no_third_does(embedder):
+    hits = make_hits([("fish", FISH)])
+    cands = ranked(hits, {"Portugal proposed": 0.9, "Spain rejected": 0.8, "Observers expect": 0.7})
+    question = "What quota did Portugal propose for sardines?"
+    assert select(question, cands, embedder) == [
+        "Portugal proposed a quota of four thousand tonnes for sardines in the northern zone.",
+        "Spain rejected the sardine quota because its fleets depend on the northern grounds."]
+    assert len(select(question, cands, embedder, runner_up_share=1.01)) == 1  # turned off
+
+
+def test_a_runner_up_that_restates_the_best_sentence_does_not_join(embedder):
+    doc = ("Portugal proposed a quota of four thousand tonnes for sardines.\n"
+           "Portugal proposed a sardine quota of four thousand tonnes, officials said.\n")
+    cands = ranked(make_hits([("q", doc)]), {"Portugal proposed a quota": 0.9, "Portugal proposed a sardine": 0.8})
+    assert select("What quota did Portugal propose for sardines?", cands, embedder) == [
+        "Portugal proposed a quota of four thousand tonnes for sardines."]
+
+
 def test_a_second_part_of_the_question_brings_its_own_sentence(embedder):
     hits = make_hits([("fish", FISH)])
-    cands = ranked(hits, {"Portugal proposed": 0.9, "The talks will resume": 0.6, "Observers expect": 0.7})
+    cands = ranked(hits, {"Portugal proposed": 0.9, "The talks will resume": 0.6, "Observers expect": 0.4})
     chosen = select("What quota did Portugal propose and where will the talks resume?", cands, embedder)
     assert chosen == ["Portugal proposed a quota of four thousand tonnes for sardines in the northern zone.",
                       "The talks will resume in Madrid next month after a technical review."]  # document order
@@ -82,11 +100,13 @@ def test_a_why_question_takes_the_stated_cause(embedder):
     hits = make_hits([("fish", FISH)])
     cause = {"Spain rejecte": {"cause_asked_and_stated": 1.0}}
     cands = ranked(hits, {"The fishing treaty": 0.9, "Spain rejected": 0.6}, cause)
-    chosen = select("Why did the fishing treaty negotiations stall?", cands, embedder)
+    alone = {"runner_up_share": 1.01}  # the cause rule on its own
+    chosen = select("Why did the fishing treaty negotiations stall?", cands, embedder, **alone)
     assert any(t.startswith("Spain rejected") for t in chosen) and len(chosen) == 2
     # the same sentences for a question that does not ask why: one sentence
     assert len(select("What did the fishing treaty negotiations do?", ranked(hits, {"The fishing treaty": 0.9,
-                                                                                   "Spain rejected": 0.6}), embedder)) == 1
+                                                                                   "Spain rejected": 0.6}), embedder,
+                      **alone)) == 1
 
 
 def test_a_sentence_that_misses_the_questions_year_never_joins(embedder):
