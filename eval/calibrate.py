@@ -17,8 +17,9 @@ gold quotes, or of its best retrieved passage when it has none), so no
 figure is measured on an article the model was fitted on. The sentence model
 is a standardised logistic regression (scikit-learn); the answer confidence
 is Platt scaling of the best sentence's out-of-fold logit against "this
-question is answerable here and its best sentence answers it", fitted on the
-gold questions alone. The made negatives teach the sentence model what does
+question is answerable here and its answer holds a sentence that answers it"
+(the best sentence, or the runner-up the extractive answer adds when it is
+close), fitted on the gold questions alone. The made negatives teach the sentence model what does
 not answer, but their number is an artefact of how they are made (two per
 answerable question): calibrated on them too, confidence would follow a mix
 of three unanswerable questions to one, and understate every real answer.
@@ -42,7 +43,7 @@ import numpy as np
 from eval.gold import GoldItem, load_gold, locate_sources
 from eval.metrics import calibration
 from rag.answerability import FEATURES, MODEL_PATH, AnswerabilityModel
-from rag.settings import REPO_ROOT, Settings
+from rag.settings import REPO_ROOT, AnswerSettings, Settings
 from rag.text import STOPWORDS, content_terms, stem, words
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ FOLDS = 5
 HELD_OUT = "held-out-article"
 SWAPPED = "swapped-term"
 MADE_NEGATIVES = (HELD_OUT, SWAPPED)
+RUNNER_UP_SHARE = AnswerSettings.model_fields["runner_up_share"].default  # as the extractive answer uses it
 #: Regularisation strength of the sentence model (scikit-learn's C), chosen by grouped cross-validation.
 C = 1.0
 
@@ -238,16 +240,20 @@ def _logits(sentence_model: dict[str, Any], x: np.ndarray) -> np.ndarray:
 
 
 def _questions(rows: list[Row], logits: np.ndarray) -> list[dict[str, Any]]:
-    """Per question: its best sentence's logit, and whether that sentence answers it."""
+    """Per question: its best sentence's logit, whether that sentence answers it, and the same of the runner-up
+    (the extractive answer gives both when they are close)."""
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row, z in zip(rows, logits):
         key = (row.set, row.qid, row.kind)
         q = out.setdefault(key, {"set": row.set, "qid": row.qid, "kind": row.kind, "group": row.group,
                                  "answerable": row.answerable, "best": -np.inf, "best_label": 0,
-                                 "any_positive": 0})
+                                 "second": -np.inf, "second_label": 0, "any_positive": 0})
         q["any_positive"] |= row.label
         if z > q["best"]:
+            q["second"], q["second_label"] = q["best"], q["best_label"]
             q["best"], q["best_label"] = float(z), row.label
+        elif z > q["second"]:
+            q["second"], q["second_label"] = float(z), row.label
     return list(out.values())
 
 
@@ -256,8 +262,20 @@ def is_gold(question: dict[str, Any]) -> bool:
     return question["kind"] not in MADE_NEGATIVES
 
 
+def _answer_answers(question: dict[str, Any]) -> bool:
+    """The extractive answer holds a sentence that answers: the best one, or a runner-up close enough to join it."""
+    if question["best_label"]:
+        return True
+    second = question.get("second", -np.inf)
+    return bool(question.get("second_label")) and _sigmoid(second) >= RUNNER_UP_SHARE * _sigmoid(question["best"])
+
+
+def _sigmoid(z: float) -> float:
+    return float(1 / (1 + np.exp(-z))) if np.isfinite(z) else 0.0
+
+
 def _outcome(question: dict[str, Any]) -> int:
-    return int(question["answerable"] and question["best_label"])
+    return int(question["answerable"] and _answer_answers(question))
 
 
 def fit_answer_calibration(questions: list[dict[str, Any]]) -> dict[str, float]:
@@ -393,7 +411,7 @@ def report_lines(report: dict[str, Any]) -> Iterator[str]:
     for kind, d in cv["decisions"].items():
         yield f"{kind:<36}{d['n']:>5}{d['correct']:>18.3f}{d['top_sentence_answers']:>22.3f}"
     for set_name, d in cv["calibration"].items():
-        yield (f"confidence against 'answerable and its best sentence answers', {set_name} gold questions "
+        yield (f"confidence against 'answerable and its answer holds an answering sentence', {set_name} gold questions "
                f"(n={d['n']}): ECE {d['ece']}, Brier {d['brier']}")
     model = report["sentence_model"]
     weights = sorted(zip(model["features"], model["coef"]), key=lambda fw: -abs(fw[1]))

@@ -135,6 +135,21 @@ def test_answer_calibration_follows_the_gold_questions_not_the_made_negatives():
     assert 0.4 < middle < 0.8
 
 
+def test_the_outcome_counts_a_close_runner_up_that_answers_as_the_answer_does():
+    from eval.calibrate import RUNNER_UP_SHARE, _outcome
+
+    def question(best, second, second_label, best_label=0, answerable=True):
+        return _question("squad", best, answerable, best_label) | {"second": second, "second_label": second_label}
+
+    p_close = 0.5 * RUNNER_UP_SHARE * 1.2  # against a best logit of 0.0 (p 0.5)
+    close, far = float(np.log(p_close / (1 - p_close))), -6.0
+    assert _outcome(question(0.0, close, 1)) == 1  # a runner-up close enough to join: the answer gives both
+    assert _outcome(question(0.0, far, 1)) == 0  # too far behind to join: the answer is the wrong sentence alone
+    assert _outcome(question(0.0, close, 0)) == 0
+    assert _outcome(question(0.0, far, 0, best_label=1)) == 1
+    assert _outcome(question(0.0, close, 1, answerable=False)) == 0
+
+
 def test_answer_calibration_uses_every_question_when_the_gold_ones_agree():
     gold = [_question("squad", z, True, 1) for z in (0.5, 1.0, 2.0, 3.0)]
     made = [_question(HELD_OUT, z, False, 0) for z in (-3.0, -2.0, -1.0, 0.0)]

@@ -46,6 +46,7 @@ def test_cross_validated_figures_are_those_documented(refit):
     assert decisions["squad/squad-adversarial"]["correct"] >= 0.23
     assert decisions["news-dev/factoid"]["correct"] >= 0.9
     # confidence is calibrated on the gold questions' own mix: out-of-fold ECE on SQuAD's 300 measured 0.045–0.051
-    # (0.083 when the made negatives, three unanswerable questions to one, were in the calibration too)
-    assert report["cross_validated"]["calibration"]["squad"]["ece"] <= 0.07
+    # (0.083 when the made negatives, three unanswerable questions to one, were in the calibration too); 0.072
+    # against the outcome that counts a close runner-up (which brought `rag eval`'s ECE 0.077 → 0.066)
+    assert report["cross_validated"]["calibration"]["squad"]["ece"] <= 0.08
     assert report["cross_validated"]["calibration"]["news-dev"]["ece"] <= 0.32  # 30 questions: 0.25 (0.37 before)
