@@ -19,8 +19,8 @@ is a standardised logistic regression (scikit-learn); the answer confidence
 is Platt scaling of the best sentence's out-of-fold logit against "this
 question is answerable here and its answer holds a sentence that answers it"
 (the best sentence, or the runner-up the extractive answer adds when it is
-close), fitted on the gold questions alone. The made negatives teach the sentence model what does
-not answer, but their number is an artefact of how they are made (two per
+close), fitted on the gold questions alone. The made negatives teach the
+sentence model what does not answer, but their number is an artefact of how they are made (two per
 answerable question): calibrated on them too, confidence would follow a mix
 of three unanswerable questions to one, and understate every real answer.
 """

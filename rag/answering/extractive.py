@@ -8,9 +8,8 @@ when its ``p`` is at least ``runner_up_share`` of the best one's: the model
 cannot tell such a pair apart (out of fold, the best sentence alone answers
 0.80 of SQuAD's answerable questions and 0.75 of the news set's; with such a
 runner-up 0.85 and 0.79, per-answer citation precision 0.80 → 0.80 and
-0.75 → 0.75). Another sentence
-joins only when it is itself likely to answer (``p`` at least
-``relative_cutoff`` of the best one's) and it adds something the answer
+0.75 → 0.75). Another sentence joins only when it is itself likely to answer
+(``p`` at least ``relative_cutoff`` of the best one's) and it adds something the answer
 needs: a word of the question the chosen sentences do not hold yet (the
 other part of a multi-part question), or, for a why-question, the stated
 cause the chosen sentences lack. When the question asks for a kind of answer
