@@ -79,7 +79,7 @@ def ask(
     if answer.dropped_citations:
         typer.echo(f"\n({answer.dropped_citations} unsupported citation(s) removed)")
     if answer.fallback:
-        typer.echo(f"\n(answered extractively: {answer.fallback})")
+        typer.echo(f"\n({answer.fallback})")
     confidence = "" if answer.confidence is None else f" · confidence {answer.confidence:.2f}"
     typer.echo(f"\n{answer.mode}{confidence} · {answer.timings_ms.total:.0f} ms")
 

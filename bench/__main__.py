@@ -94,6 +94,12 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, Any, bool | None, Any, st
         add("local: answer p95, 2 threads", "", loc["sentences_2_threads"]["total_p95_s"], None, base["total_p95_s"],
             "s")
         add("extractive: answer p50, same questions", "", loc["extractive"]["total_p50_s"], None, None, "s")
+        if "extractive_checked_2_threads" in loc:  # results written before the reading check lack it
+            checked = loc["extractive_checked_2_threads"]
+            add("extractive + reading check (local, 2 threads): answer p50", "", checked["total_p50_s"], None,
+                loc["extractive"]["total_p50_s"], "s")
+            add("extractive + reading check: answer p95", "", checked["total_p95_s"], None,
+                loc["extractive"]["total_p95_s"], "s")
     if "jobs" in r:
         j = r["jobs"]
         for m in j["settings"]:

@@ -5,7 +5,8 @@ only called for those), the answer is streamed and timed: the first streamed
 token of the model's text and the whole answer. Three configurations of the
 local model on the same questions: the prompt of best sentences with their
 neighbours (the default) with 1 and with 2 threads, and whole passages (what
-the prompt was before) as the baseline. The extractive mode is timed too.
+the prompt was before) as the baseline. The extractive mode is timed too, alone and with the reading check
+(``RAG_ANSWER_CHECK=local``: the local model reads each answer's quotes, 2 threads).
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ def run(model: str = "1.5b", questions: int = 8) -> dict[str, Any]:
             timed_stream(service, asked[0], "local")  # load the model, read the fixed instructions once
             result[name] = _summary([timed_stream(service, q, "local") for q in asked])
             service.close()
+        checked = settings.model_copy(deep=True)  # extractive answers, each read by the local model
+        checked.answer.check, checked.local.threads = "local", 2
+        service = RagService(checked)
+        timed_stream(service, asked[0], "extractive")
+        result["extractive_checked_2_threads"] = _summary([timed_stream(service, q, "extractive") for q in asked])
+        service.close()
     return result
 
 

@@ -83,7 +83,9 @@ def run_suite(service: RagService, gold_path: Path, *, baseline: bool = True, mo
         "system": {"name": "rag-cited", "mode": mode or s.answer.mode, "embedder": service.embedder.model_id,
                    "chunk_size": s.chunk.size, "top_k": s.retrieve.top_k, "dense_weight": s.retrieve.dense_weight,
                    "keyword_weight": s.retrieve.keyword_weight, "documents": service.document_count(),
-                   "chunks": service.chunk_count()},
+                   "chunks": service.chunk_count(),
+                   "reading_check": (f"{s.answer.check} (threshold {s.answer.check_threshold:g})"
+                                     if s.answer.check != "off" else "off")},
         "gold": str(gold_path), "gold_problems": problems,
     }
     warm_all = (mode or s.answer.mode) == "extractive"  # a chat model takes seconds per answer: warm once

@@ -1,5 +1,5 @@
 """Ask: retrieve → judge (answerability: the confidence gate) → draft (extractive or chat model) → verify →
-Answer, whole or as a stream of events."""
+(optionally) the reading check → Answer, whole or as a stream of events."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Callable, Generator, Iterator, Union
 
 from rag.answerability import Assessment, Assessor
 from rag.answering import Answerer, Draft, StreamingAnswerer
+from rag.answering.reading_check import ReadingCheck, check_refusal_reason
 from rag.citations import verify_sentences
 from rag.errors import IndexEmptyError, InvalidInputError, UpstreamError
 from rag.retrieval import Retrieval, Retriever
@@ -71,6 +72,7 @@ class AskPipeline:
         self.checker = checker
         self.is_empty = is_empty
         self.assessor = assessor
+        self._reading_check: ReadingCheck | None = None
 
     @property
     def min_confidence(self) -> float:
@@ -88,6 +90,16 @@ class AskPipeline:
         if mode not in self._answerers:
             self._answerers[mode] = self._answerer_factories[mode]()
         return self._answerers[mode]
+
+    @property
+    def reading_check(self) -> ReadingCheck | None:
+        """The model that reads an answer's quotes (``RAG_ANSWER_CHECK``), or None when the check is off."""
+        mode = self.settings.answer.check
+        if mode == "off":
+            return None
+        if self._reading_check is None:
+            self._reading_check = ReadingCheck(self.answerer(mode), self.settings.llm.timeout)
+        return self._reading_check
 
     def ask(self, question: str, top_k: int | None = None, mode: str | None = None) -> Answer:
         """The verified answer (the last event of :meth:`ask_stream`)."""
@@ -135,21 +147,46 @@ class AskPipeline:
                 if mode == "extractive" or not self.settings.llm.fallback:
                     raise
                 log.warning("%s answer failed, answering extractively instead: %s", mode, exc.message)
-                fallback, mode = f"the {mode} model failed: {exc.message}", "extractive"
+                fallback, mode = f"answered extractively: the {mode} model failed: {exc.message}", "extractive"
                 draft = yield from self._draft(question, retrieval, assessment, self.answerer(mode), live)
         drafted = time.perf_counter()
         verified = verify_sentences(draft.sentences, draft.hits, self.checker, reattribute=mode != "extractive")
+        refused_by_check = None
+        if verified.sentences and self.reading_check is not None:
+            refused_by_check, check_failure = self._check(question, [c.quote for c in verified.citations])
+            fallback = fallback or check_failure
         verified_at = time.perf_counter()
 
         timings = Timings(retrieve=_ms(retrieved - started), generate=_ms(drafted - retrieved),
                           verify=_ms(verified_at - drafted))
         timings.total = round(timings.retrieve + timings.generate + timings.verify, 2)
+        if refused_by_check is not None:
+            yield AnswerEvent(Answer(
+                question=question, answer=refusal_text(refused_by_check), answerable=False, sentences=[],
+                citations=[], mode=mode, timings_ms=timings, confidence=assessment.confidence, fallback=fallback))
+            return
         answered = bool(verified.sentences)
         yield AnswerEvent(Answer(
             question=question, answer=verified.text if answered else refusal_text(assessment.reason),
             answerable=answered, sentences=verified.sentences, citations=verified.citations,
             dropped_citations=verified.dropped, mode=mode, timings_ms=timings, confidence=assessment.confidence,
             fallback=fallback))
+
+    def _check(self, question: str, quotes: list[str]) -> tuple[str | None, str | None]:
+        """The reading check of an answer's quotes: (why the answer is refused, or None; why the check did not
+        run, or None). A failed check leaves the answer unchecked and says so, unless fallbacks are off."""
+        check = self.reading_check
+        assert check is not None
+        try:
+            p = check.p_answers(question, quotes)
+        except UpstreamError as exc:
+            if not self.settings.llm.fallback:
+                raise
+            log.warning("the reading check failed; the answer is given unchecked: %s", exc.message)
+            return None, f"unchecked: the reading check failed: {exc.message}"
+        if p < self.settings.answer.check_threshold:
+            return check_refusal_reason(quotes[0]), None
+        return None, None
 
     @staticmethod
     def _draft(question: str, retrieval: Retrieval, assessment: Assessment, answerer: Answerer,

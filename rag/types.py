@@ -69,8 +69,9 @@ class Answer(BaseModel):
     #: Calibrated probability (0..1) that the sources answer the question (see ``rag.answerability``);
     #: None where no assessment was made.
     confidence: float | None = None
-    #: Why the asked answer mode did not write this answer (its model failed or timed out, so ``mode`` is
-    #: ``extractive``); None when it did.
+    #: What did not go as asked, and why: "answered extractively: …" when the asked chat-model mode failed or
+    #: timed out (``mode`` is then ``extractive``), "unchecked: …" when the reading check could not run;
+    #: None when all went as asked.
     fallback: str | None = None
 
 

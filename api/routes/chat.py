@@ -5,7 +5,8 @@ the previous user turn, see ``rag.conversation``). The reply's content
 carries ``[n]`` markers; ``citations`` (on the message and at the top level)
 says what they point to, and ``confidence`` beside it is the calibrated
 probability (0..1, or null) that the sources answer the question; ``fallback``
-says why a chat-model mode answered extractively (null when it did not).
+says what did not go as asked (a chat-model mode that answered extractively, a reading check that could
+not run; null when all did).
 
 Streaming sends the *verified* answer as ``content``, so that the concatenated
 deltas are exactly the final content; the last chunk carries the citations,

@@ -233,10 +233,11 @@ class AssistantMessage {
       parts.push(`${answer.dropped_citations} unsupported citation${answer.dropped_citations > 1 ? "s" : ""} removed`);
     }
     const indicator = confidenceIndicator(answer.confidence);
-    // a chat-model mode that failed answered extractively: say so, and why
+    // what did not go as asked, and why: a chat-model mode that failed answered extractively, or the
+    // reading check could not run
     const fallback = answer.fallback
       ? el("span", { class: "meta-part fallback", dataset: { testid: "fallback" }, title: answer.fallback },
-        `answered extractively: ${answer.fallback}`)
+        answer.fallback)
       : null;
     this.meta.replaceChildren(...(indicator ? [indicator] : []),
       ...parts.filter(Boolean).map((part) => el("span", { class: "meta-part" }, part)), ...(fallback ? [fallback] : []));

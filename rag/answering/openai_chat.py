@@ -104,7 +104,7 @@ class OpenAIChatAnswerer:
         hits = self.evidence(retrieval, assessment)
         numbers = passage_numbers(hits, retrieval.hits)  # live text names passages as the sources event does
         pieces: list[str] = []
-        with _upstream_errors(self.model, self.settings.timeout):
+        with upstream_errors(self.model, self.settings.timeout):
             stream = self._create(question, hits, stream=True)  # may switch to text (a rejected schema)
             renderer = StreamRenderer(numbers) if self.structured else MarkerRenumberer(numbers)
             received = False
@@ -138,7 +138,7 @@ class OpenAIChatAnswerer:
 
     def _request(self, question: str, hits: list[Hit], stream: bool) -> Any:
         """One request, the client's failures (connecting included) as domain errors."""
-        with _upstream_errors(self.model, self.settings.timeout):
+        with upstream_errors(self.model, self.settings.timeout):
             extra = {"response_format": response_format(len(hits))} if self.structured else {}
             return self.client.chat.completions.create(
                 model=self.model, messages=build_messages(question, hits, self.structured),
@@ -153,7 +153,7 @@ def _rejects_schema(exc: UpstreamError) -> bool:
 
 
 @contextmanager
-def _upstream_errors(model: str, timeout: float) -> Iterator[None]:
+def upstream_errors(model: str, timeout: float) -> Iterator[None]:
     """The ``openai`` client's failures as domain errors (a connection lost mid-stream surfaces from httpx)."""
     import httpx
     import openai

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kit import ChildProcess, clean_env, free_port, rag_command
+from rag.answering.reading_check import ReadingCheck
 from rag.pipeline import AnswerEvent, DeltaEvent, SourcesEvent
 from index.service import RagService
 from rag.settings import BUNDLED_CORPUS, Settings
@@ -114,6 +115,31 @@ def test_a_streamed_answer_shows_readable_tokens_then_the_verified_answer(servic
     answer = events[-1].answer
     assert answer.mode == "openai" and answer.fallback is None
     assert_every_citation_verifies(service, answer)
+
+
+LASTED = ("Austin intended the call, which lasted about 45 minutes, as a follow-up to President Biden’s video call "
+          "with Chinese President Xi Jinping on March 18.")
+REQUESTED = ("Austin requested the phone call with Chinese General Wei Fenge after months of unsuccessful attempts "
+             "to talk to General Xu Qiliang.")
+
+
+def test_the_reading_check_prefers_the_sentence_that_answers(service):
+    check = ReadingCheck(service.pipeline.answerer("openai"), timeout=120)
+    on_point, beside_it = check.p_answers(CALL_LENGTH, [LASTED]), check.p_answers(CALL_LENGTH, [REQUESTED])
+    assert 0 < beside_it < on_point < 1
+
+
+def test_the_reading_check_reads_the_real_servers_logprobs_in_the_pipeline(service):
+    service.settings.answer.check, service.settings.answer.check_threshold = "openai", 0.0
+    try:
+        answer = service.ask(CALL_LENGTH, mode="extractive")
+        assert answer.fallback is None  # the check ran: a reply it could not read would be noted here
+        assert answer.answerable and "45 minutes" in answer.answer
+        service.settings.answer.check_threshold = 1.0  # nothing passes a check of 1
+        refused = service.ask(CALL_LENGTH, mode="extractive")
+        assert not refused.answerable and "reading check" in refused.answer and refused.citations == []
+    finally:
+        service.settings.answer.check, service.settings.answer.check_threshold = "off", 0.16
 
 
 def test_prompt_injection_in_a_document_cites_nothing_that_does_not_verify(service):

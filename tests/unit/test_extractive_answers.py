@@ -203,12 +203,12 @@ class ScriptedChat:
         return Draft.of_text(f"{first} [1]", retrieval.hits)
 
 
-def build_pipeline(tmp_path, embedder, **answer):
+def build_pipeline(tmp_path, embedder, chat=None, **answer):
     store = DocStore(tmp_path / "d.sqlite3", embedder.model_id)
     dense = MemoryDense(embedder)
     settings = Settings(answer=AnswerSettings(**answer), max_question_chars=2000)  # init args beat RAG_* env vars
     vectors = SentenceVectors(embedder)
-    chat = ScriptedChat()
+    chat = chat or ScriptedChat()
 
     def ingest(doc_id: str, text: str) -> None:
         chunks = chunk_text(doc_id, text, 40, 1)
