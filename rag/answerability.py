@@ -111,6 +111,27 @@ _TYPE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+_ASKS_HOW_LONG = re.compile(r"\b(how long|for how many (seconds|minutes|hours|days|weeks|months|years)|"
+                            r"what (was|is) the (duration|length of time))\b(?! ago)", re.I)
+_HOW_LONG = re.compile(
+    r"\b(\d[\d,.]*|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|"
+    r"fifty|sixty|hundreds?|thousands?|several|few|many|some|half an?)[\s-]+(more\s+|full\s+)?"
+    r"(seconds?|minutes?|hours?|days?|nights?|weeks?|fortnights?|months?|years?|decades?|centur(y|ies)|"
+    r"km|kilomet(re|er)s?|miles?|met(re|er)s?|m|feet|foot|ft|yards?|inch(es)?|cm|mm)\b", re.I)
+
+
+def asks_how_long(question: str) -> bool:
+    """Does the question ask how long ("How long did the call last?", "How long is the river?"; not "how long
+    ago", a date)?"""
+    return bool(_ASKS_HOW_LONG.search(question))
+
+
+def states_how_long(text: str) -> bool:
+    """Does ``text`` state a length of time or distance ("about 45 minutes", "almost a month", "a 45-minute
+    call", "1,047 km")? A date or a count is not one."""
+    return bool(_HOW_LONG.search(text))
+
+
 def expected_type(question: str) -> str | None:
     """The kind of answer the wording asks for, if it names one: number, date or name."""
     for kind, pattern in _TYPE_PATTERNS:

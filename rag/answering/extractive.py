@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from rag.answerability import Assessment, Candidate, question_asks_cause
+from rag.answerability import Assessment, Candidate, asks_how_long, states_how_long, question_asks_cause
 from rag.answering import Draft
 from rag.citations import CitedSentence
 from rag.retrieval import Retrieval
@@ -100,6 +100,8 @@ class ExtractiveAnswerer:
                      if c.p >= best.p * self.settings.runner_up_share and not c.features.get("year_missing")]
         holds_asked = asked_kind_holder(best)
         brings_asked = asked_kind_holder(best, beside_question=True)
+        if asks_how_long(question):  # a date or a count in the sentence is not a length of time or distance
+            holds_asked = brings_asked = lambda k: states_how_long(k.text)
         typed: list[Candidate] = []
         if holds_asked is not None and brings_asked is not None and not holds_asked(best):
             # a year the question names rules out a sentence whose passage never speaks of it, unless none does

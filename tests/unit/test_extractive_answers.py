@@ -7,7 +7,8 @@ import pytest
 
 from index.chunking import chunk_text, text_hash
 from index.docstore import DocStore
-from rag.answerability import FEATURES, AnswerabilityModel, Assessment, Assessor, candidates_from
+from rag.answerability import (FEATURES, AnswerabilityModel, Assessment, Assessor, asks_how_long, candidates_from,
+                                states_how_long)
 from rag.answering import Draft
 from rag.answering.extractive import ExtractiveAnswerer
 from rag.citations import parse_cited_sentences
@@ -325,6 +326,33 @@ def test_a_sentence_with_the_kind_of_answer_asked_for_joins_a_best_one_without_i
     plain = {k: {f: v for f, v in holds.items() if f not in asks} for k in features}
     cands = ranked(hits, {"Spain rejected": 0.9, "The fishing treaty": 0.02}, plain)
     assert select(question, cands, embedder) == [cands[0].text]
+
+
+SIEGE = ("The siege of the old fort began on 3 March 1820 when the rebels took the gatehouse. "
+         "The rebels held out for almost a month before the fort fell. "
+         "Visitors can tour the fort and its gatehouse today.")
+
+
+def test_how_long_wants_a_length_of_time_not_the_date_the_best_sentence_holds(embedder):
+    hits = make_hits([("siege", SIEGE)])
+    number = {"type_expected": 1.0, "type_present": 1.0, "type_near": 1.0}  # 3, 1820: a number, not a duration
+    features = {"The siege": number, "The rebels": {"type_expected": 1.0}, "Visitors": {"type_expected": 1.0}}
+    cands = ranked(hits, {"The siege": 0.9, "Visitors": 0.3, "The rebels": 0.1}, features)
+    assert [c[:10] for c in select("How long did the rebels hold out in the fort?", cands, embedder)] == [
+        "The siege ", "The rebels"]
+    # "how long ago" asks for a date, which the best sentence holds: it stands alone
+    assert select("How long ago did the siege of the fort begin?", cands, embedder) == [cands[0].text]
+
+
+def test_how_long_is_asked_and_stated_in_time_or_distance():
+    assert asks_how_long("How long did the Austin–Wei Fenghe phone call last?")
+    assert asks_how_long("How long is the river?") and not asks_how_long("How long ago did the war end?")
+    assert not asks_how_long("When did the war end?")
+    for stated in ("the call, which lasted about 45 minutes", "held out for almost a month", "a 45-minute call",
+                   "the river is 1,047 km long", "for two years"):
+        assert states_how_long(stated), stated
+    for not_stated in ("on 19 April 1943", "twelve delegations attended", "in March"):
+        assert not states_how_long(not_stated), not_stated
 
 
 def test_a_number_far_from_the_questions_words_does_not_join(embedder):
