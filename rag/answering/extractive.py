@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from rag.answerability import Assessment, Candidate, asks_how_long, states_how_long, question_asks_cause
+from rag.answerability import Assessment, Candidate, asks_how_long, question_asks_cause, states_how_long
 from rag.answering import Draft
 from rag.citations import CitedSentence
 from rag.retrieval import Retrieval
