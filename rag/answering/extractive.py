@@ -60,10 +60,14 @@ def reading_order(chosen: list[Candidate]) -> list[Candidate]:
     return sorted(chosen, key=lambda c: (first_rank[c.doc_id], c.start))
 
 
-def asked_kind_holder(c: Candidate, beside_question: bool = False) -> Callable[[Candidate], bool] | None:
+def asked_kind_holder(question: str, c: Candidate,
+                      beside_question: bool = False) -> Callable[[Candidate], bool] | None:
     """What holding the kind of answer the question asks for means, from a candidate's features: a number,
     date or name (``type_present``; with ``beside_question``, within a few words of a word of the question,
-    ``type_near``) or, for a why-question, a stated cause; None when it asks for neither."""
+    ``type_near``), for "how long" a stated length of time or distance (a date or a count is not one), or,
+    for a why-question, a stated cause; None when it asks for neither."""
+    if asks_how_long(question):
+        return lambda k: states_how_long(k.text)
     if c.features.get("type_expected"):
         if beside_question:
             return lambda k: bool(k.features.get("type_present") and k.features.get("type_near"))
@@ -98,10 +102,8 @@ class ExtractiveAnswerer:
         # about four questions in five, and a close second is right about as often as the first is wrong
         runner_up = [c for c in ranked[1:2]
                      if c.p >= best.p * self.settings.runner_up_share and not c.features.get("year_missing")]
-        holds_asked = asked_kind_holder(best)
-        brings_asked = asked_kind_holder(best, beside_question=True)
-        if asks_how_long(question):  # a date or a count in the sentence is not a length of time or distance
-            holds_asked = brings_asked = lambda k: states_how_long(k.text)
+        holds_asked = asked_kind_holder(question, best)
+        brings_asked = asked_kind_holder(question, best, beside_question=True)
         typed: list[Candidate] = []
         if holds_asked is not None and brings_asked is not None and not holds_asked(best):
             # a year the question names rules out a sentence whose passage never speaks of it, unless none does
