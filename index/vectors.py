@@ -62,9 +62,21 @@ class VectorIndex:
         try:
             self.collection = self._client.get_or_create_collection(
                 settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+            if self._search_breadth() != settings.search_ef:
+                self.collection.modify(configuration={"hnsw": {"ef_search": settings.search_ef}})
+                # fetched again: the modified handle reports a legacy embedding-function entry (and warns)
+                self.collection = self._client.get_collection(settings.collection, embedding_function=None)
         except Exception as exc:
             raise _unavailable(exc, self.where) from exc
         self.store = ChromaVectorStore(chroma_collection=self.collection)
+
+    def _search_breadth(self) -> int | None:
+        """The collection's ef_search. ``RAG_CHROMA_SEARCH_EF`` sets it on new and existing collections alike:
+        Chroma rebuilds a small collection's HNSW graph, at random, each time it loads it, and at its default
+        of 100 the search then misses a few near neighbours, not the same ones each time, so the same
+        question could retrieve other passages after a restart."""
+        hnsw = (self.collection.configuration or {}).get("hnsw") or {}
+        return hnsw.get("ef_search")
 
     @staticmethod
     def drop(settings: ChromaSettings, data_dir: Path) -> None:

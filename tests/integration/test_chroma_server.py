@@ -55,6 +55,7 @@ def test_ingest_ask_and_restart_on_chroma_server(chroma_server, server_settings,
     service = make_service(settings, embedder=HashEmbedding())
     assert service.vectors.where == f"http://127.0.0.1:{chroma_server.port}"
     assert not (tmp_path / "data" / "chroma").exists()  # no embedded store in server mode
+    assert service.vectors.collection.configuration["hnsw"]["ef_search"] == settings.chroma.search_ef
 
     report = service.ingest(corpus_dir)
     assert len(report.added) == 5
@@ -76,6 +77,7 @@ def test_ingest_ask_and_restart_on_chroma_server(chroma_server, server_settings,
     assert server_collection_count(chroma_server.port, "it_chunks") == chunks
     reopened = make_service(server_settings(), embedder=HashEmbedding())
     assert reopened.vectors.count() == chunks
+    assert reopened.vectors.collection.configuration["hnsw"]["ef_search"] == settings.chroma.search_ef
     assert sorted(reopened.vectors.all_ids()) == sorted(reopened.docstore.chunk_ids())
     again = reopened.ingest(corpus_dir)
     assert len(again.unchanged) == 5 and again.chunks_embedded == 0
