@@ -13,6 +13,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion
 
+from rag.answerability import candidates_from
+from rag.answering import Draft
 from rag.answering.reading_check import ReadingCheck, check_refusal_reason, yes_probability
 from rag.errors import UpstreamError
 from rag.types import REFUSAL
@@ -132,3 +134,45 @@ def test_the_threshold_decides(checked):
     question = "What quota did Morocco propose for sardines?"  # the scripted reader gives it 0.05
     assert not checked(NameReader(), check="openai", check_threshold=0.06).ask(question).answerable
     assert checked(NameReader(), check="openai", check_threshold=0.04).ask(question).answerable
+
+
+class WritingReader(NameReader):
+    """The same reader, also a chat answerer, whose written answer quotes the last sentence of passage 1."""
+
+    mode = "openai"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drafts = 0
+
+    def draft(self, question, retrieval, assessment=None) -> Draft:
+        self.drafts += 1
+        last = candidates_from(retrieval.hits[:1])[-1].text
+        return Draft.of_text(f"{last} [1]", retrieval.hits)
+
+
+def checked_passages(reader: NameReader) -> list[str]:
+    return [re.search(r"\nPassage: (.*)\n", c["messages"][-1]["content"]).group(1) for c in reader.calls]
+
+
+def test_a_chat_model_is_never_asked_to_write_what_the_check_refuses(checked):
+    reader = WritingReader()
+    answer = checked(reader, check="openai").ask("What quota did Morocco propose for sardines?", mode="openai")
+    assert not answer.answerable and "reading check" in answer.answer and answer.citations == []
+    assert reader.drafts == 0 and len(reader.calls) == 1  # one check of the best sentences, no generation
+
+
+def test_a_chat_answer_quoting_sentences_the_check_has_not_read_is_read_as_written(checked):
+    reader = WritingReader()
+    answer = checked(reader, check="openai").ask("What quota did Portugal propose for sardines?", mode="openai")
+    first, written = checked_passages(reader)
+    assert "Portugal proposed" in first  # the evidence passed the check, so the model wrote
+    assert reader.drafts == 1 and "Portugal" not in written  # but its answer quotes another sentence
+    assert not answer.answerable and answer.citations == [] and "reading check" in answer.answer
+
+
+def test_an_offline_answer_is_read_once(checked):
+    reader = NameReader()
+    answer = checked(reader, check="openai").ask("What quota did Portugal propose for sardines?")
+    assert answer.answerable and len(reader.calls) == 1
+    assert all(c.quote.strip() in checked_passages(reader)[0] for c in answer.citations)
