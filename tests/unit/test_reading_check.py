@@ -17,6 +17,7 @@ from rag.answerability import candidates_from
 from rag.answering import Draft
 from rag.answering.reading_check import ReadingCheck, check_refusal_reason, yes_probability
 from rag.errors import UpstreamError
+from rag.pipeline import AnswerEvent, DeltaEvent, SourcesEvent
 from rag.types import REFUSAL
 from test_answerability import FISH, RAIN
 from test_extractive_answers import build_pipeline, embedder  # noqa: F401 — the fixture
@@ -176,3 +177,14 @@ def test_an_offline_answer_is_read_once(checked):
     answer = checked(reader, check="openai").ask("What quota did Portugal propose for sardines?")
     assert answer.answerable and len(reader.calls) == 1
     assert all(c.quote.strip() in checked_passages(reader)[0] for c in answer.citations)
+
+
+def test_a_stream_refused_by_the_check_sends_no_draft(checked):
+    reader = WritingReader()
+    events = list(checked(reader, check="openai").ask_stream("What quota did Morocco propose for sardines?",
+                                                             mode="openai"))
+    assert isinstance(events[0], SourcesEvent) and isinstance(events[-1], AnswerEvent)
+    assert not any(isinstance(e, DeltaEvent) for e in events) and not events[-1].answer.answerable
+    accepted = list(checked(WritingReader(), check="openai").ask_stream("What quota did Portugal propose for sardines?",
+                                                                        mode="openai"))
+    assert any(isinstance(e, DeltaEvent) for e in accepted)  # the model wrote, and its draft streamed
