@@ -165,7 +165,10 @@ class AskPipeline:
                     if mode == "extractive" or not self.settings.llm.fallback:
                         raise
                     log.warning("%s answer failed, answering extractively instead: %s", mode, exc.message)
-                    fallback, mode = f"answered extractively: the {mode} model failed: {exc.message}", "extractive"
+                    # a reading check that failed before is still worth saying
+                    fallback = "; ".join(filter(None, [fallback, f"answered extractively: the {mode} model failed: "
+                                                                 f"{exc.message}"]))
+                    mode = "extractive"
                     draft = yield from self._draft(question, retrieval, assessment, self.answerer(mode), live)
         drafted = time.perf_counter()
         verified = verify_sentences(draft.sentences, draft.hits, self.checker, reattribute=mode != "extractive")

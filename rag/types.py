@@ -70,8 +70,8 @@ class Answer(BaseModel):
     #: None where no assessment was made.
     confidence: float | None = None
     #: What did not go as asked, and why: "answered extractively: …" when the asked chat-model mode failed or
-    #: timed out (``mode`` is then ``extractive``), "unchecked: …" when the reading check could not run;
-    #: None when all went as asked.
+    #: timed out (``mode`` is then ``extractive``), "unchecked: …" when the reading check could not run (both,
+    #: joined by "; ", when both happened); None when all went as asked.
     fallback: str | None = None
 
 

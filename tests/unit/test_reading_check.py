@@ -188,3 +188,20 @@ def test_a_stream_refused_by_the_check_sends_no_draft(checked):
     accepted = list(checked(WritingReader(), check="openai").ask_stream("What quota did Portugal propose for sardines?",
                                                                         mode="openai"))
     assert any(isinstance(e, DeltaEvent) for e in accepted)  # the model wrote, and its draft streamed
+
+
+class FailingWriter(NameReader):
+    """A chat answerer whose server is down: both its check and its answer fail."""
+
+    mode = "openai"
+
+    def draft(self, question, retrieval, assessment=None) -> Draft:
+        raise UpstreamError("the chat server is down")
+
+
+def test_when_the_check_and_the_chat_model_both_fail_the_fallback_says_both(checked):
+    answer = checked(FailingWriter(fail=True), check="openai").ask("What quota did Portugal propose for sardines?",
+                                                                  mode="openai")
+    assert answer.answerable and answer.mode == "extractive" and answer.citations
+    assert answer.fallback.startswith("unchecked: the reading check failed")
+    assert "answered extractively: the openai model failed: the chat server is down" in answer.fallback
