@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Generator, Iterator, Union
 
 from rag.answerability import Assessment, Assessor
@@ -38,6 +38,22 @@ class AnswerEvent:
 
 
 Event = Union[SourcesEvent, DeltaEvent, AnswerEvent]
+
+
+@dataclass
+class _Reading:
+    """What the reading check found, before and after the answer was written."""
+
+    read: list[str] = field(default_factory=list)  # the sentences it has read
+    evidence: Draft | None = None  # the extractive draft it read first
+    refusal: str | None = None  # why the answer is refused
+    failure: str | None = None  # why the answer is not what was asked for: an unchecked answer, a fallback
+    seconds: float = 0.0  # time spent in the check
+
+    def note(self, failure: str | None) -> None:
+        """Add a failure to those already noted (a check that failed before the chat model did is still worth
+        saying)."""
+        self.failure = "; ".join(filter(None, [self.failure, failure])) or None
 
 
 def validate_question(question: object, max_chars: int) -> str:
@@ -143,61 +159,70 @@ class AskPipeline:
         yield SourcesEvent(retrieval.hits)
         # timed with the draft: it decides whether to answer
         assessment = self.assessor.assess(question, retrieval, self.min_confidence)
-        fallback = refused_by_check = None
-        read: list[str] = []  # the sentences the reading check has read
-        check_s = 0.0
-        if self.gated(mode) and not assessment.answers():
-            draft = Draft([], retrieval.hits)
-        else:
-            if self.reading_check is not None:
-                # the evidence is read before anything is written: a refusal costs no generation
-                began = time.perf_counter()
-                read = self._evidence(question, retrieval, assessment)
-                if read:
-                    refused_by_check, fallback = self._check(question, read)
-                check_s += time.perf_counter() - began
-            if refused_by_check is not None:
-                draft = Draft([], retrieval.hits)
-            else:
-                try:
-                    draft = yield from self._draft(question, retrieval, assessment, answerer, live)
-                except UpstreamError as exc:
-                    if mode == "extractive" or not self.settings.llm.fallback:
-                        raise
-                    log.warning("%s answer failed, answering extractively instead: %s", mode, exc.message)
-                    # a reading check that failed before is still worth saying
-                    fallback = "; ".join(filter(None, [fallback, f"answered extractively: the {mode} model failed: "
-                                                                 f"{exc.message}"]))
-                    mode = "extractive"
-                    draft = yield from self._draft(question, retrieval, assessment, self.answerer(mode), live)
+        reading = _Reading()
+        draft = Draft([], retrieval.hits)
+        if not self.gated(mode) or assessment.answers():
+            reading = self._read_evidence(question, retrieval, assessment)
+            if reading.refusal is None:
+                draft, mode, failure = yield from self._write(question, retrieval, assessment, mode, answerer,
+                                                              reading, live)
+                reading.note(failure)
         drafted = time.perf_counter()
         verified = verify_sentences(draft.sentences, draft.hits, self.checker, reattribute=mode != "extractive")
         quotes = [c.quote for c in verified.citations]
-        if verified.sentences and self.reading_check is not None and not _all_read(quotes, read):
+        if verified.sentences and self.reading_check is not None and not _all_read(quotes, reading.read):
             # a chat model's answer that quotes sentences the check has not read is read as written
-            refused_by_check, check_failure = self._check(question, quotes)
-            fallback = fallback or check_failure
+            began = time.perf_counter()
+            reading.refusal, failure = self._check(question, quotes)
+            reading.seconds += time.perf_counter() - began
+            if reading.failure is None:
+                reading.note(failure)
         verified_at = time.perf_counter()
 
         # the check's time counts as verification, wherever it ran
-        timings = Timings(retrieve=_ms(retrieved - started), generate=_ms(drafted - retrieved - check_s),
-                          verify=_ms(verified_at - drafted + check_s))
+        timings = Timings(retrieve=_ms(retrieved - started), generate=_ms(drafted - retrieved - reading.seconds),
+                          verify=_ms(verified_at - drafted + reading.seconds))
         timings.total = round(timings.retrieve + timings.generate + timings.verify, 2)
-        if refused_by_check is not None:
+        if reading.refusal is not None:
             yield AnswerEvent(Answer(
-                question=question, answer=refusal_text(refused_by_check), answerable=False, sentences=[],
-                citations=[], mode=mode, timings_ms=timings, confidence=assessment.confidence, fallback=fallback))
+                question=question, answer=refusal_text(reading.refusal), answerable=False, sentences=[],
+                citations=[], mode=mode, timings_ms=timings, confidence=assessment.confidence,
+                fallback=reading.failure))
             return
         answered = bool(verified.sentences)
         yield AnswerEvent(Answer(
             question=question, answer=verified.text if answered else refusal_text(assessment.reason),
             answerable=answered, sentences=verified.sentences, citations=verified.citations,
             dropped_citations=verified.dropped, mode=mode, timings_ms=timings, confidence=assessment.confidence,
-            fallback=fallback))
+            fallback=reading.failure))
 
-    def _evidence(self, question: str, retrieval: Retrieval, assessment: Assessment) -> list[str]:
-        """The sentences that best answer the question: what the offline answer would quote."""
-        return [s.text for s in self.answerer("extractive").draft(question, retrieval, assessment).sentences]
+    def _read_evidence(self, question: str, retrieval: Retrieval, assessment: Assessment) -> _Reading:
+        """The reading check of the sentences that best answer the question (what the offline answer would
+        quote), before anything is written: a refusal here costs no generation."""
+        if self.reading_check is None:
+            return _Reading()
+        evidence = self.answerer("extractive").draft(question, retrieval, assessment)
+        reading = _Reading(read=[s.text for s in evidence.sentences], evidence=evidence)
+        if reading.read:
+            began = time.perf_counter()
+            reading.refusal, reading.failure = self._check(question, reading.read)
+            reading.seconds = time.perf_counter() - began
+        return reading
+
+    def _write(self, question: str, retrieval: Retrieval, assessment: Assessment, mode: str, answerer: Answerer,
+               reading: _Reading, live: bool) -> Generator[Event, None, tuple[Draft, str, str | None]]:
+        """The draft, its pieces yielded as deltas; returns (draft, the mode that wrote it, why it is not the
+        mode asked for). A failed chat model falls back to the extractive answer unless fallbacks are off."""
+        try:
+            draft = yield from self._draft(question, retrieval, assessment, answerer, reading, live)
+            return draft, mode, None
+        except UpstreamError as exc:
+            if mode == "extractive" or not self.settings.llm.fallback:
+                raise
+            log.warning("%s answer failed, answering extractively instead: %s", mode, exc.message)
+            draft = yield from self._draft(question, retrieval, assessment, self.answerer("extractive"), reading,
+                                           live)
+            return draft, "extractive", f"answered extractively: the {mode} model failed: {exc.message}"
 
     def _check(self, question: str, quotes: list[str]) -> tuple[str | None, str | None]:
         """The reading check of an answer's quotes: (why the answer is refused, or None; why the check did not
@@ -216,19 +241,23 @@ class AskPipeline:
         return None, None
 
     @staticmethod
-    def _draft(question: str, retrieval: Retrieval, assessment: Assessment, answerer: Answerer,
+    def _draft(question: str, retrieval: Retrieval, assessment: Assessment, answerer: Answerer, reading: _Reading,
                live: bool) -> Generator[Event, None, Draft]:
-        """The answerer's draft, its pieces yielded as deltas; returns the whole draft."""
-        stream = answerer.draft_stream if live and isinstance(answerer, StreamingAnswerer) else None
-        if stream is not None:
-            pieces = stream(question, retrieval, assessment)
-            while True:
-                try:
-                    piece = next(pieces)
-                except StopIteration as done:
-                    return done.value
-                yield DeltaEvent(piece)
-        draft = answerer.draft(question, retrieval, assessment)
+        """The answerer's draft, its pieces yielded as deltas; returns the whole draft. The extractive draft the
+        reading check has read is not drafted again."""
+        if answerer.mode == "extractive" and reading.evidence is not None:
+            draft = reading.evidence
+        else:
+            stream = answerer.draft_stream if live and isinstance(answerer, StreamingAnswerer) else None
+            if stream is not None:
+                pieces = stream(question, retrieval, assessment)
+                while True:
+                    try:
+                        piece = next(pieces)
+                    except StopIteration as done:
+                        return done.value
+                    yield DeltaEvent(piece)
+            draft = answerer.draft(question, retrieval, assessment)
         for piece in draft.pieces():
             yield DeltaEvent(piece)
         return draft

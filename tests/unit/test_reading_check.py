@@ -172,11 +172,19 @@ def test_a_chat_answer_quoting_sentences_the_check_has_not_read_is_read_as_writt
     assert not answer.answerable and answer.citations == [] and "reading check" in answer.answer
 
 
-def test_an_offline_answer_is_read_once(checked):
+def test_an_offline_answer_is_read_once_and_drafted_once(checked, monkeypatch):
     reader = NameReader()
-    answer = checked(reader, check="openai").ask("What quota did Portugal propose for sardines?")
+    pipe = checked(reader, check="openai")
+    extractive = pipe.answerer("extractive")
+    drafts = []
+    monkeypatch.setattr(extractive, "draft", lambda *args: drafts.append(args) or type(extractive).draft(
+        extractive, *args))
+    events = list(pipe.ask_stream("What quota did Portugal propose for sardines?"))
+    answer = events[-1].answer
     assert answer.answerable and len(reader.calls) == 1
     assert all(c.quote.strip() in checked_passages(reader)[0] for c in answer.citations)
+    assert len(drafts) == 1  # the draft the check read is the answer's draft
+    assert "".join(e.text for e in events if isinstance(e, DeltaEvent)).startswith(answer.sentences[0].text[:40])
 
 
 def test_a_stream_refused_by_the_check_sends_no_draft(checked):
