@@ -1,13 +1,13 @@
 """CI regression gates: ``rag eval`` on the shipped dev set with the real embedding model (slow tier).
 
 The gates sit just below the figures measured for this product (extractive mode, bundled
-all-MiniLM-L6-v2 int8, default settings, the shipped answerability model) on 2026-11-23:
+all-MiniLM-L6-v2 int8, default settings, the shipped answerability model) on 2026-11-24:
 
     retrieval.recall@5          0.917   gate >= 0.88
     retrieval.mrr               0.833   gate >= 0.80     (baseline 0.632)
     answer.must_include         0.821   gate >= 0.80     (one sentence per factoid since the trust issue)
     answer.fully_covered        0.750   gate >= 0.71
-    citations.precision_strict  0.839   gate >= 0.80     (was 0.546 with padded answers)
+    citations.precision_strict  0.875   gate >= 0.85     (0.546 padded; 0.839 keeping an untyped best sentence)
     refusal.accuracy            0.500   gate >= 0.5
     answer.false_refusal        0.036   gate <= 0.05     (a maximum: lower is better)
 
@@ -37,7 +37,7 @@ GATES = {
     "retrieval.mrr": 0.80,
     "answer.must_include": 0.80,
     "answer.fully_covered": 0.71,
-    "citations.precision_strict": 0.80,
+    "citations.precision_strict": 0.85,
     "refusal.accuracy": 0.5,
     "answer.false_refusal": 0.05,  # treated as a maximum by the suite
 }
