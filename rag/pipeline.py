@@ -169,32 +169,24 @@ class AskPipeline:
                 reading.note(failure)
         drafted = time.perf_counter()
         verified = verify_sentences(draft.sentences, draft.hits, self.checker, reattribute=mode != "extractive")
-        quotes = [c.quote for c in verified.citations]
-        if verified.sentences and self.reading_check is not None and not _all_read(quotes, reading.read):
-            # a chat model's answer that quotes sentences the check has not read is read as written
-            began = time.perf_counter()
-            reading.refusal, failure = self._check(question, quotes)
-            reading.seconds += time.perf_counter() - began
-            if reading.failure is None:
-                reading.note(failure)
+        if verified.sentences:
+            self._read_written(question, [c.quote for c in verified.citations], reading)
         verified_at = time.perf_counter()
 
         # the check's time counts as verification, wherever it ran
         timings = Timings(retrieve=_ms(retrieved - started), generate=_ms(drafted - retrieved - reading.seconds),
                           verify=_ms(verified_at - drafted + reading.seconds))
         timings.total = round(timings.retrieve + timings.generate + timings.verify, 2)
-        if reading.refusal is not None:
-            yield AnswerEvent(Answer(
-                question=question, answer=refusal_text(reading.refusal), answerable=False, sentences=[],
-                citations=[], mode=mode, timings_ms=timings, confidence=assessment.confidence,
-                fallback=reading.failure))
-            return
-        answered = bool(verified.sentences)
+        answered = bool(verified.sentences) and reading.refusal is None
+        if answered:
+            text = verified.text
+        else:
+            text = refusal_text(reading.refusal if reading.refusal is not None else assessment.reason)
         yield AnswerEvent(Answer(
-            question=question, answer=verified.text if answered else refusal_text(assessment.reason),
-            answerable=answered, sentences=verified.sentences, citations=verified.citations,
-            dropped_citations=verified.dropped, mode=mode, timings_ms=timings, confidence=assessment.confidence,
-            fallback=reading.failure))
+            question=question, answer=text, answerable=answered, sentences=verified.sentences if answered else [],
+            citations=verified.citations if answered else [],
+            dropped_citations=verified.dropped if reading.refusal is None else 0, mode=mode, timings_ms=timings,
+            confidence=assessment.confidence, fallback=reading.failure))
 
     def _read_evidence(self, question: str, retrieval: Retrieval, assessment: Assessment) -> _Reading:
         """The reading check of the sentences that best answer the question (what the offline answer would
@@ -208,6 +200,17 @@ class AskPipeline:
             reading.refusal, reading.failure = self._check(question, reading.read)
             reading.seconds = time.perf_counter() - began
         return reading
+
+    def _read_written(self, question: str, quotes: list[str], reading: _Reading) -> None:
+        """A written answer that quotes sentences the check has not read is read as written (an offline answer
+        is the evidence already read)."""
+        if self.reading_check is None or _all_read(quotes, reading.read):
+            return
+        began = time.perf_counter()
+        reading.refusal, failure = self._check(question, quotes)
+        reading.seconds += time.perf_counter() - began
+        if reading.failure is None:
+            reading.note(failure)
 
     def _write(self, question: str, retrieval: Retrieval, assessment: Assessment, mode: str, answerer: Answerer,
                reading: _Reading, live: bool) -> Generator[Event, None, tuple[Draft, str, str | None]]:
