@@ -42,7 +42,8 @@ import numpy as np
 
 from eval.gold import GoldItem, load_gold, locate_sources
 from eval.metrics import calibration
-from rag.answerability import FEATURES, MODEL_PATH, AnswerabilityModel
+from rag.answerability.features import FEATURES
+from rag.answerability.model import MODEL_PATH, AnswerabilityModel
 from rag.settings import REPO_ROOT, AnswerSettings, Settings
 from rag.text import STOPWORDS, content_terms, stem, words
 

@@ -12,7 +12,7 @@ import pytest
 
 from bench.processes import (CHROMA, ChildProcess, ChromaServer, PostgresServer, free_port,  # noqa: F401 — one harness
                              http_ok)
-from rag.answerability import default_model
+from rag.answerability.model import default_model
 from rag.settings import Settings
 
 #: Variables that could point a test at a real server or model: every ``RAG_*`` one and the OpenAI client's own.

@@ -37,7 +37,9 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from rag.answerability import Assessment, Candidate, asks_how_long, question_asks_cause, states_how_long
+from rag.answerability import Assessment
+from rag.answerability.features import Candidate
+from rag.answerability.question import asks_how_long, question_asks_cause, states_how_long
 from rag.answering import Draft
 from rag.citations import CitedSentence
 from rag.retrieval import Retrieval

@@ -53,7 +53,7 @@ def test_every_documented_variable_is_read(env, monkeypatch):
 
 
 def test_readme_documents_every_answerability_feature():
-    from rag.answerability import FEATURES
+    from rag.answerability.features import FEATURES
 
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert [f for f in FEATURES if f"`{f}`" not in readme] == []

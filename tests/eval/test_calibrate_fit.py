@@ -9,7 +9,8 @@ from eval.calibrate import (HELD_OUT, Row, choose_threshold, cross_validated_rep
 from eval.gold import GoldItem, GoldSource
 from index.chunking import chunk_text, text_hash
 from index.docstore import DocStore
-from rag.answerability import FEATURES, AnswerabilityModel
+from rag.answerability.features import FEATURES
+from rag.answerability.model import AnswerabilityModel
 
 COVERAGE = FEATURES.index("coverage")
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from eval.calibrate import DEFAULT_SETS, agreement, collect, fit
-from rag.answerability import MODEL_PATH
+from rag.answerability.model import MODEL_PATH
 from rag.settings import Settings
 
 pytestmark = pytest.mark.slow

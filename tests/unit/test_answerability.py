@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from index.chunking import chunk_text
-from rag.answerability import (FEATURES, MODEL_PATH, AnswerabilityModel, Assessor, QuestionTerms, value_swapped,
-                               candidates_from, expected_type, explain_refusal, featurize, question_names,
-                               question_parts)
+from rag.answerability import Assessor, explain_refusal
+from rag.answerability.features import FEATURES, candidates_from, featurize
+from rag.answerability.model import MODEL_PATH, AnswerabilityModel
+from rag.answerability.question import QuestionTerms, expected_type, question_names, question_parts, value_swapped
 from rag.embeddings import HashEmbedding
 from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors

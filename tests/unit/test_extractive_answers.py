@@ -7,8 +7,10 @@ import pytest
 
 from index.chunking import chunk_text, text_hash
 from index.docstore import DocStore
-from rag.answerability import (FEATURES, AnswerabilityModel, Assessment, Assessor, asks_how_long, candidates_from,
-                                states_how_long)
+from rag.answerability import Assessment, Assessor
+from rag.answerability.features import FEATURES, candidates_from
+from rag.answerability.model import AnswerabilityModel
+from rag.answerability.question import asks_how_long, states_how_long
 from rag.answering import Draft
 from rag.answering.extractive import ExtractiveAnswerer
 from rag.citations import parse_cited_sentences

@@ -13,7 +13,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion
 
-from rag.answerability import candidates_from
+from rag.answerability.features import candidates_from
 from rag.answering import Draft
 from rag.answering.reading_check import ReadingCheck, check_refusal_reason, yes_probability
 from rag.errors import UpstreamError
