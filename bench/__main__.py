@@ -149,7 +149,7 @@ def render(rows: list[tuple]) -> str:
     def fmt(v: Any) -> str:
         return "–" if v is None else f"{v:,.1f}" if isinstance(v, float) else str(v)
 
-    lines = [f"| measure | target | measured | pass | baseline | ratio |", "|---|---|---|---|---|---|"]
+    lines = ["| measure | target | measured | pass | baseline | ratio |", "|---|---|---|---|---|---|"]
     for name, target, value, ok, base, unit in rows:
         ratio = f"{value / base:.2f}×" if isinstance(value, (int, float)) and base else ""
         verdict = "–" if ok is None else "pass" if ok else "FAIL"

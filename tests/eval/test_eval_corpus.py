@@ -14,7 +14,7 @@ from kit import hash_settings
 from api.cli import app
 from eval.suite import corpus_data_dir, service_for_corpus
 from rag.errors import InvalidInputError
-from rag.settings import BUNDLED_CORPUS, REPO_ROOT, Settings, get_settings
+from rag.settings import BUNDLED_CORPUS, REPO_ROOT, get_settings
 
 DEV_SET = REPO_ROOT / "eval" / "data" / "gold_dev.jsonl"
 

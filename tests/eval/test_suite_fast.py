@@ -7,7 +7,6 @@ import base64
 import copy
 import json
 import re
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -19,7 +18,7 @@ from eval.report import SELF_JUDGED, metric_rows, render_report
 from eval.suite import LOWER_IS_BETTER, metric_value, parse_gate, run_suite, unmet_gates
 from rag.errors import InvalidInputError
 from index.service import RagService
-from rag.settings import BUNDLED_CORPUS, REPO_ROOT, Settings, get_settings
+from rag.settings import BUNDLED_CORPUS, REPO_ROOT, get_settings
 
 DEV_SET = REPO_ROOT / "eval" / "data" / "gold_dev.jsonl"
 
