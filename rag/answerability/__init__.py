@@ -2,7 +2,7 @@
 
 Every sentence of the retrieved passages is a *candidate*. For each one a
 handful of features say whether it answers the question (see
-:data:`FEATURES`): how much of the question's distinctive vocabulary it holds
+:data:`rag.answerability.features.FEATURES`): how much of the question's distinctive vocabulary it holds
 (IDF over the whole index), whether the question's names and numbers are in
 it, whether the kind of answer the question asks for (a number, a date, a
 name) is in it beyond the question's own words, its dense similarity to the
@@ -17,6 +17,12 @@ answers the question. The answer's ``confidence`` is the best sentence's
 ``p`` passed through a second, answer-level calibration fitted on the same
 data (Platt scaling). Coefficients live in ``rag/assets/answerability.json``
 with the data they were fitted on; nothing here is tuned by hand.
+
+The package reads in order: ``question`` (what the question asks for, from
+its wording), ``features`` (each candidate measured against it), ``model``
+(the fitted weights) and, here, the judgement: :class:`Assessor` gives an
+:class:`Assessment` (every sentence's ``p``, the confidence, a refusal's
+reason).
 """
 
 from __future__ import annotations
