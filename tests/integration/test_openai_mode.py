@@ -197,11 +197,16 @@ def assert_quotes_exact(service, answer) -> None:
 AUSTIN = "Austin has proposed a phone call"
 
 
-def test_copied_sentence_is_cited_with_exact_quote(openai_service, chat_server):
-    service = openai_service()
+def austin_passage(service) -> tuple[list, int, str]:
+    """The passages retrieved for QUESTION, the number of the one that says AUSTIN, and that sentence."""
     hits = service.pipeline.retriever.retrieve(QUESTION).hits
     n = passage_number(hits, AUSTIN)
-    sentence = sentence_with(hits[n - 1].text, AUSTIN)
+    return hits, n, sentence_with(hits[n - 1].text, AUSTIN)
+
+
+def test_copied_sentence_is_cited_with_exact_quote(openai_service, chat_server):
+    service = openai_service()
+    hits, n, sentence = austin_passage(service)
     chat_server.script(f"{sentence} [{n}]")
 
     answer = service.ask(QUESTION)
@@ -260,10 +265,8 @@ def test_citations_are_renumbered_in_order_of_appearance(openai_service, chat_se
 
 def test_marker_beyond_the_passages_is_dropped(openai_service, chat_server):
     service = openai_service()
-    hits = service.pipeline.retriever.retrieve(QUESTION).hits
+    hits, n, sentence = austin_passage(service)
     assert len(hits) < 9
-    n = passage_number(hits, AUSTIN)
-    sentence = sentence_with(hits[n - 1].text, AUSTIN)
     chat_server.script(f"{sentence} [{n}][9]")
 
     answer = service.ask(QUESTION)
@@ -279,9 +282,7 @@ def test_marker_beyond_the_passages_is_dropped(openai_service, chat_server):
 def test_a_wrong_number_is_dropped_and_the_sentence_cited_to_the_passage_that_supports_it(openai_service,
                                                                                          chat_server):
     service = openai_service()
-    hits = service.pipeline.retriever.retrieve(QUESTION).hits
-    n = passage_number(hits, AUSTIN)
-    sentence = sentence_with(hits[n - 1].text, AUSTIN)
+    hits, n, sentence = austin_passage(service)
     wrong = next(i for i in range(1, len(hits) + 1) if AUSTIN not in hits[i - 1].text)
     chat_server.script(f"{sentence} [{n}] China has not yet given a clear response [9]. "
                        f"{sentence} [{wrong}] The moon is made of green cheese [{n}].")
@@ -297,8 +298,7 @@ def test_a_wrong_number_is_dropped_and_the_sentence_cited_to_the_passage_that_su
 
 def test_a_sentence_without_any_marker_is_never_given_one(openai_service, chat_server):
     service = openai_service()
-    hits = service.pipeline.retriever.retrieve(QUESTION).hits
-    sentence = sentence_with(hits[passage_number(hits, AUSTIN) - 1].text, AUSTIN)
+    _, _, sentence = austin_passage(service)
     chat_server.script(sentence)
 
     answer = service.ask(QUESTION)
@@ -308,9 +308,7 @@ def test_a_sentence_without_any_marker_is_never_given_one(openai_service, chat_s
 
 def test_unsupported_sentence_is_removed(openai_service, chat_server):
     service = openai_service()
-    hits = service.pipeline.retriever.retrieve(QUESTION).hits
-    n = passage_number(hits, AUSTIN)
-    sentence = sentence_with(hits[n - 1].text, AUSTIN)
+    _, n, sentence = austin_passage(service)
     chat_server.script(f"{sentence} [{n}] The moon is made of cheese [{n}].")
 
     answer = service.ask(QUESTION)
@@ -423,9 +421,7 @@ def test_http_500_is_retried_max_retries_times(openai_service, chat_server):
 
 def test_retry_recovers_after_one_500(openai_service, chat_server):
     service = openai_service(max_retries=1)
-    hits = service.pipeline.retriever.retrieve(QUESTION).hits
-    n = passage_number(hits, AUSTIN)
-    sentence = sentence_with(hits[n - 1].text, AUSTIN)
+    _, n, sentence = austin_passage(service)
     chat_server.script(Reply(status=503, headers={"retry-after-ms": "1"}), f"{sentence} [{n}]")
 
     answer = service.ask(QUESTION)
