@@ -47,13 +47,13 @@ class _Reading:
     read: list[str] = field(default_factory=list)  # the sentences it has read
     evidence: Draft | None = None  # the extractive draft it read first
     refusal: str | None = None  # why the answer is refused
-    failure: str | None = None  # why the answer is not what was asked for: an unchecked answer, a fallback
+    fallback: str | None = None  # why the answer is not what was asked for: an unchecked answer, another mode
     seconds: float = 0.0  # time spent in the check
 
-    def note(self, failure: str | None) -> None:
-        """Add a failure to those already noted (a check that failed before the chat model did is still worth
+    def note(self, fallback: str | None) -> None:
+        """Add a fallback to those already noted (a check that failed before the chat model did is still worth
         saying)."""
-        self.failure = "; ".join(filter(None, [self.failure, failure])) or None
+        self.fallback = "; ".join(filter(None, [self.fallback, fallback])) or None
 
 
 def validate_question(question: object, max_chars: int) -> str:
@@ -164,9 +164,9 @@ class AskPipeline:
         if not self.gated(mode) or assessment.answers():
             reading = self._read_evidence(question, retrieval, assessment)
             if reading.refusal is None:
-                draft, mode, failure = yield from self._write(question, retrieval, assessment, mode, answerer,
-                                                              reading, live)
-                reading.note(failure)
+                draft, mode, fallback = yield from self._write(question, retrieval, assessment, mode, answerer,
+                                                               reading, live)
+                reading.note(fallback)
         drafted = time.perf_counter()
         verified = verify_sentences(draft.sentences, draft.hits, self.checker, reattribute=mode != "extractive")
         if verified.sentences:
@@ -186,7 +186,7 @@ class AskPipeline:
             question=question, answer=text, answerable=answered, sentences=verified.sentences if answered else [],
             citations=verified.citations if answered else [],
             dropped_citations=verified.dropped if reading.refusal is None else 0, mode=mode, timings_ms=timings,
-            confidence=assessment.confidence, fallback=reading.failure))
+            confidence=assessment.confidence, fallback=reading.fallback))
 
     def _read_evidence(self, question: str, retrieval: Retrieval, assessment: Assessment) -> _Reading:
         """The reading check of the sentences that best answer the question (what the offline answer would
@@ -197,7 +197,7 @@ class AskPipeline:
         reading = _Reading(read=[s.text for s in evidence.sentences], evidence=evidence)
         if reading.read:
             began = time.perf_counter()
-            reading.refusal, reading.failure = self._check(question, reading.read)
+            reading.refusal, reading.fallback = self._check(question, reading.read)
             reading.seconds = time.perf_counter() - began
         return reading
 
@@ -207,10 +207,9 @@ class AskPipeline:
         if self.reading_check is None or _all_read(quotes, reading.read):
             return
         began = time.perf_counter()
-        reading.refusal, failure = self._check(question, quotes)
+        reading.refusal, unchecked = self._check(question, quotes)
         reading.seconds += time.perf_counter() - began
-        if reading.failure is None:
-            reading.note(failure)
+        reading.fallback = reading.fallback or unchecked  # the same failed check is said once
 
     def _write(self, question: str, retrieval: Retrieval, assessment: Assessment, mode: str, answerer: Answerer,
                reading: _Reading, live: bool) -> Generator[Event, None, tuple[Draft, str, str | None]]:
