@@ -3,10 +3,17 @@
 The answerability model sees words, not meaning. A near miss ("How many warships did China send near Taiwan in
 March 2021?" asked of a sentence about warships that gives no number) or an adversarial change ("the rarest
 cause" asked of "the most common cause") passes its gate. With ``RAG_ANSWER_CHECK=local`` (or ``openai``) an
-answer that passed the gate is read once more by that mode's model as a yes/no question: one token, whose
-probabilities come from the logprobs (a server without logprobs gives its plain "yes" or "no"). Below
+answer that passed the gate is read twice more by that mode's model, one token each, its probabilities read
+from the logprobs (a server without logprobs gives its plain reply):
+
+* as a yes/no question, "does the passage answer the question?": P(yes);
+* as a reader, "copy the answer from the passage, or reply none": P(an answer) = 1 - P(none) of its first
+  token. A small model that would say "yes" to a passage about the right subject still finds no phrase to copy
+  when the detail asked for is not there (SQuAD adversarial questions: AUC 0.78 against 0.67 for P(yes)).
+
+The two readings' odds multiply: P = sigmoid(logit P(yes) + logit P(an answer)). Below
 ``RAG_ANSWER_CHECK_THRESHOLD`` the answer is refused and the refusal says so. Off by default: it needs a model,
-and costs about a second per answer with the local 1.5B one (README "The reading check" has the figures).
+and costs about two seconds per answer with the local 1.5B one (README "The reading check" has the figures).
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from rag.errors import UpstreamError
 SYSTEM = ("You check answers. You are given a question and a passage. Reply 'yes' if the passage states the answer "
           "to the question exactly as asked, or 'no' if it does not (for example, it is about something else, a "
           "different person, time, place or number, or only mentions the question's words).")
+READER = ("You answer questions from a passage. Reply with the shortest phrase from the passage that answers the "
+          "question, copied word for word. If the passage does not state the answer, reply: none")
 QUOTE_SHOWN_CHARS = 200  # of the closest passage, in a refusal's reason
+CLIP = 1e-4  # probabilities are kept within [CLIP, 1 - CLIP] before their odds multiply (a plain reply is 0 or 1)
 
 
 class ChatEndpoint(Protocol):
@@ -33,33 +43,64 @@ class ChatEndpoint(Protocol):
     def model(self) -> str: ...
 
 
+def _passage(quotes: list[str]) -> str:
+    return " ".join(q.strip() for q in quotes)
+
+
 def check_messages(question: str, quotes: list[str]) -> list[dict[str, str]]:
-    passage = " ".join(q.strip() for q in quotes)
+    """The yes/no reading."""
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Question: {question}\nPassage: {passage}\n"
+            {"role": "user", "content": f"Question: {question}\nPassage: {_passage(quotes)}\n"
                                         "Does the passage answer the question? Reply yes or no."}]
+
+
+def reader_messages(question: str, quotes: list[str]) -> list[dict[str, str]]:
+    """The reader's reading: copy the answer, or reply none."""
+    return [{"role": "system", "content": READER},
+            {"role": "user", "content": f"Passage: {_passage(quotes)}\nQuestion: {question}\nAnswer:"}]
+
+
+def _first_token_tops(choice: Any) -> list[Any]:
+    logprobs = getattr(choice, "logprobs", None)
+    content = getattr(logprobs, "content", None) if logprobs is not None else None
+    return (content[0].top_logprobs or []) if content else []
 
 
 def yes_probability(choice: Any) -> float:
     """P(yes) over yes+no from the first token's top logprobs; the reply's own word when there are none."""
-    logprobs = getattr(choice, "logprobs", None)
-    content = getattr(logprobs, "content", None) if logprobs is not None else None
-    if content:
-        yes = no = 0.0
-        for top in content[0].top_logprobs or []:
-            word = top.token.strip().lower()
-            if word == "yes":
-                yes += math.exp(top.logprob)
-            elif word == "no":
-                no += math.exp(top.logprob)
-        if yes + no > 0:
-            return yes / (yes + no)
+    yes = no = 0.0
+    for top in _first_token_tops(choice):
+        word = top.token.strip().lower()
+        if word == "yes":
+            yes += math.exp(top.logprob)
+        elif word == "no":
+            no += math.exp(top.logprob)
+    if yes + no > 0:
+        return yes / (yes + no)
     reply = (choice.message.content or "").strip().lower()
     if reply.startswith("yes"):
         return 1.0
     if reply.startswith("no"):
         return 0.0
     raise UpstreamError(f"the reading check's reply was neither yes nor no: {reply[:40]!r}")
+
+
+def answer_probability(choice: Any) -> float:
+    """1 - P(the reader's reply begins "none"), from the first token's top logprobs; from the reply itself when
+    there are none."""
+    tops = _first_token_tops(choice)
+    if tops:
+        none = sum(math.exp(top.logprob) for top in tops if top.token.strip().lower().startswith("none"))
+        return max(0.0, 1.0 - none)
+    return 0.0 if (choice.message.content or "").strip().lower().startswith("none") else 1.0
+
+
+def combined(p_yes: float, p_answer: float) -> float:
+    """The two readings' odds multiplied: sigmoid(logit p_yes + logit p_answer)."""
+    def logit(p: float) -> float:
+        p = min(max(p, CLIP), 1 - CLIP)
+        return math.log(p / (1 - p))
+    return 1 / (1 + math.exp(-(logit(p_yes) + logit(p_answer))))
 
 
 class ReadingCheck:
@@ -72,14 +113,22 @@ class ReadingCheck:
         return self.endpoint.model
 
     def p_answers(self, question: str, quotes: list[str]) -> float:
-        """The model's probability that ``quotes`` answer ``question`` (0..1); UpstreamError when it fails."""
+        """The probability that ``quotes`` answer ``question`` (0..1), both readings combined; UpstreamError when
+        the model fails."""
+        return combined(*self.readings(question, quotes))
+
+    def readings(self, question: str, quotes: list[str]) -> tuple[float, float]:
+        """The two readings on their own: (P(yes), P(an answer))."""
+        return (yes_probability(self._first_token(check_messages(question, quotes))),
+                answer_probability(self._first_token(reader_messages(question, quotes))))
+
+    def _first_token(self, messages: list[dict[str, str]]) -> Any:
         with upstream_errors(self.model, self.timeout):
             response = self.endpoint.client.chat.completions.create(
-                model=self.model, messages=check_messages(question, quotes), temperature=0.0, max_tokens=1,
-                logprobs=True, top_logprobs=10)
+                model=self.model, messages=messages, temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=10)
         if not response.choices:
             raise UpstreamError("the reading check's model returned no choices", model=self.model)
-        return yes_probability(response.choices[0])
+        return response.choices[0]
 
 
 def check_refusal_reason(closest_quote: str) -> str:

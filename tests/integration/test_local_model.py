@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kit import ChildProcess, clean_env, free_port, rag_command
-from rag.answering.reading_check import ReadingCheck
+from rag.answering.reading_check import ReadingCheck, combined
 from rag.pipeline import AnswerEvent, DeltaEvent, SourcesEvent
 from index.service import RagService
 from rag.settings import BUNDLED_CORPUS, Settings
@@ -123,10 +123,17 @@ REQUESTED = ("Austin requested the phone call with Chinese General Wei Fenge aft
              "to talk to General Xu Qiliang.")
 
 
-def test_the_reading_check_prefers_the_sentence_that_answers(service):
+OFF_TOPIC = "Farmers in the valley waited three weeks for rain before the wheat harvest began."
+
+
+def test_the_reading_checks_two_readings_come_from_the_real_servers_logprobs(service):
     check = ReadingCheck(service.pipeline.answerer("openai"), timeout=120)
-    on_point, beside_it = check.p_answers(CALL_LENGTH, [LASTED]), check.p_answers(CALL_LENGTH, [REQUESTED])
-    assert 0 < beside_it < on_point < 1
+    (yes_on_point, found_on_point), (yes_beside, _) = (check.readings(CALL_LENGTH, [LASTED]),
+                                                       check.readings(CALL_LENGTH, [REQUESTED]))
+    assert 0 < yes_beside < yes_on_point < 1  # the yes/no reading prefers the sentence that answers
+    _, found_off_topic = check.readings(CALL_LENGTH, [OFF_TOPIC])
+    assert found_off_topic < found_on_point  # the reader finds less to copy in a passage on something else
+    assert check.p_answers(CALL_LENGTH, [LASTED]) == pytest.approx(combined(yes_on_point, found_on_point), abs=0.02)
 
 
 def test_the_reading_check_reads_the_real_servers_logprobs_in_the_pipeline(service):
@@ -139,7 +146,8 @@ def test_the_reading_check_reads_the_real_servers_logprobs_in_the_pipeline(servi
         refused = service.ask(CALL_LENGTH, mode="extractive")
         assert not refused.answerable and "reading check" in refused.answer and refused.citations == []
     finally:
-        service.settings.answer.check, service.settings.answer.check_threshold = "off", 0.16
+        service.settings.answer.check = "off"
+        service.settings.answer.check_threshold = type(service.settings.answer).model_fields["check_threshold"].default
 
 
 def test_prompt_injection_in_a_document_cites_nothing_that_does_not_verify(service):

@@ -1,7 +1,9 @@
-"""The reading check: a chat model's yes/no on an answer's quotes refuses what they do not answer.
+"""The reading check: a chat model's yes/no and its reader's answer-or-none on an answer's quotes refuse what
+they do not answer.
 
-The model here is scripted but reads its input: it says yes when the passage holds every capitalised word of
-the question after its first word (the names it asks about), and no otherwise."""
+The model here is scripted but reads its input: it says yes (and copies a name as the reader) when the passage
+holds every capitalised word of the question after its first word (the names it asks about), and no (and
+"none") otherwise."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from openai.types.chat import ChatCompletion
 
 from rag.answerability.features import candidates_from
 from rag.answering import Draft
-from rag.answering.reading_check import ReadingCheck, check_refusal_reason, yes_probability
+from rag.answering.reading_check import (READER, ReadingCheck, answer_probability, check_refusal_reason, combined,
+                                         yes_probability)
 from rag.errors import UpstreamError
 from rag.pipeline import AnswerEvent, DeltaEvent, SourcesEvent
 from rag.types import REFUSAL
@@ -23,12 +26,14 @@ from test_answerability import FISH, RAIN
 from test_extractive_answers import build_pipeline, embedder  # noqa: F401 — the fixture
 
 
-def completion(reply: str, p_yes: float | None) -> ChatCompletion:
-    """A chat completion of one token; with ``p_yes`` its top logprobs give yes and no those probabilities."""
+def completion(reply: str, p_yes: float | None, tokens: tuple[str, str] = ("yes", "no")) -> ChatCompletion:
+    """A chat completion of one token; with ``p_yes`` its top logprobs give ``tokens`` (yes and no) those
+    probabilities."""
     logprobs = None
     if p_yes is not None:
+        first, second = tokens
         tops = [{"token": word, "logprob": math.log(p), "bytes": None}
-                for word, p in (("yes", p_yes), ("no", 1 - p_yes), ("Yes", 0.0)) if p > 0]
+                for word, p in ((first, p_yes), (second, 1 - p_yes), (first.title(), 0.0)) if p > 0]
         logprobs = {"content": [{"token": reply, "logprob": -0.1, "bytes": None, "top_logprobs": tops}]}
     return ChatCompletion.model_validate({
         "id": "c1", "object": "chat.completion", "created": 0, "model": "reader",
@@ -36,13 +41,18 @@ def completion(reply: str, p_yes: float | None) -> ChatCompletion:
                      "message": {"role": "assistant", "content": reply}}]})
 
 
+P_YES, P_NO = 0.9, 0.05  # the scripted yes/no reading of a passage that answers, and of one that does not
+P_FOUND, P_MISSED = 0.8, 0.05  # the scripted reader's P(an answer) for the same two (a sure "none")
+
+
 class NameReader:
-    """A scripted model that answers the check's question by looking for the question's names in the passage."""
+    """A scripted model that answers the check's question by looking for the question's names in the passage;
+    as the reader it copies the first name, or replies none. ``reader_finds`` overrides what the reader finds."""
 
     model = "reader"
 
-    def __init__(self, logprobs: bool = True, fail: bool = False) -> None:
-        self.logprobs, self.fail = logprobs, fail
+    def __init__(self, logprobs: bool = True, fail: bool = False, reader_finds: bool | None = None) -> None:
+        self.logprobs, self.fail, self.reader_finds = logprobs, fail, reader_finds
         self.calls: list[dict] = []
         self.client = self
         self.chat = self
@@ -53,10 +63,21 @@ class NameReader:
         if self.fail:
             raise openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
         text = request["messages"][-1]["content"]
-        question, passage = re.search(r"Question: (.*)\nPassage: (.*)\n", text).groups()
+        if request["messages"][0]["content"] == READER:
+            passage, question = re.search(r"Passage: (.*)\nQuestion: (.*)\nAnswer:", text).groups()
+        else:
+            question, passage = re.search(r"Question: (.*)\nPassage: (.*)\n", text).groups()
         names = re.findall(r"\b[A-Z][a-z]+", question)[1:]
         answers = all(name in passage for name in names)
-        return completion("yes" if answers else "no", (0.9 if answers else 0.05) if self.logprobs else None)
+        if request["messages"][0]["content"] != READER:
+            return completion("yes" if answers else "no", (P_YES if answers else P_NO) if self.logprobs else None)
+        finds = answers if self.reader_finds is None else self.reader_finds
+        copied = names[0] if names else "it"
+        return completion(copied if finds else "none", (P_FOUND if finds else P_MISSED) if self.logprobs else None,
+                          (copied, "none"))
+
+
+ANSWERS, DOES_NOT = combined(P_YES, P_FOUND), combined(P_NO, P_MISSED)
 
 
 def test_yes_probability_reads_the_logprobs_and_else_the_reply():
@@ -68,14 +89,41 @@ def test_yes_probability_reads_the_logprobs_and_else_the_reply():
         yes_probability(completion("maybe", None).choices[0])
 
 
-def test_the_check_sends_the_question_and_the_quotes_and_asks_for_one_token():
+def test_the_reader_probability_is_one_minus_a_reply_of_none():
+    assert answer_probability(completion("Portugal", 0.7, ("Portugal", "none")).choices[0]) == pytest.approx(0.7)
+    assert answer_probability(completion("none", 0.2, ("Portugal", "none")).choices[0]) == pytest.approx(0.2)
+    assert answer_probability(completion("None", None).choices[0]) == 0.0  # no logprobs: the reply itself
+    assert answer_probability(completion("a sardine quota", None).choices[0]) == 1.0
+
+
+def test_the_two_readings_multiply_their_odds():
+    assert combined(0.5, 0.5) == pytest.approx(0.5)
+    assert combined(0.9, 0.5) == pytest.approx(0.9) and combined(0.5, 0.2) == pytest.approx(0.2)
+    assert combined(0.9, 0.9) > 0.9 and combined(0.2, 0.2) < 0.2  # two readings that agree say it more surely
+    assert combined(0.6, 0.3) < 0.5 < combined(0.6, 0.45)  # a sure "none" outweighs a lukewarm yes
+    assert combined(1.0, 0.0) == pytest.approx(0.5)  # plain replies that disagree: even odds, not an error
+    assert 0.0 < combined(0.0, 0.0) < 1e-6 and 1 - 1e-6 < combined(1.0, 1.0) < 1.0
+
+
+def test_the_check_sends_the_question_and_the_quotes_and_asks_for_one_token_per_reading():
     reader = NameReader()
     check = ReadingCheck(reader, timeout=5)
-    assert check.p_answers("What did Portugal propose?", ["Portugal proposed a quota.", "Spain rejected it."]) == 0.9
-    assert check.p_answers("What did Morocco propose?", ["Portugal proposed a quota."]) == pytest.approx(0.05)
-    request = reader.calls[0]
-    assert request["max_tokens"] == 1 and request["logprobs"] is True and request["temperature"] == 0.0
-    assert "Passage: Portugal proposed a quota. Spain rejected it." in request["messages"][-1]["content"]
+    assert check.p_answers("What did Portugal propose?", ["Portugal proposed a quota.", "Spain rejected it."]) == \
+        pytest.approx(ANSWERS)
+    assert check.p_answers("What did Morocco propose?", ["Portugal proposed a quota."]) == pytest.approx(DOES_NOT)
+    assert len(reader.calls) == 4  # a yes/no and a reader's token per check
+    yes_no, reading = reader.calls[:2]
+    for request in (yes_no, reading):
+        assert request["max_tokens"] == 1 and request["logprobs"] is True and request["temperature"] == 0.0
+        assert "Passage: Portugal proposed a quota. Spain rejected it." in request["messages"][-1]["content"]
+    assert reading["messages"][0]["content"] == READER and yes_no["messages"][0]["content"] != READER
+
+
+def test_a_reader_that_finds_nothing_to_copy_refuses_what_the_yes_no_reading_would_pass(checked):
+    question = "What quota did Portugal propose for sardines?"  # the yes/no reading says yes (0.9)
+    answer = checked(NameReader(reader_finds=False), check="openai").ask(question)
+    assert not answer.answerable and "reading check" in answer.answer and answer.citations == []
+    assert checked(NameReader(reader_finds=True), check="openai").ask(question).answerable
 
 
 def test_a_refusal_by_the_check_names_the_closest_passage_shortened_at_a_word():
@@ -132,9 +180,9 @@ def test_a_failed_check_leaves_the_answer_unchecked_and_says_so_or_fails_without
 
 
 def test_the_threshold_decides(checked):
-    question = "What quota did Morocco propose for sardines?"  # the scripted reader gives it 0.05
-    assert not checked(NameReader(), check="openai", check_threshold=0.06).ask(question).answerable
-    assert checked(NameReader(), check="openai", check_threshold=0.04).ask(question).answerable
+    question = "What quota did Morocco propose for sardines?"  # the scripted readings give it DOES_NOT
+    assert not checked(NameReader(), check="openai", check_threshold=DOES_NOT * 1.1).ask(question).answerable
+    assert checked(NameReader(), check="openai", check_threshold=DOES_NOT * 0.9).ask(question).answerable
 
 
 class WritingReader(NameReader):
@@ -153,14 +201,17 @@ class WritingReader(NameReader):
 
 
 def checked_passages(reader: NameReader) -> list[str]:
-    return [re.search(r"\nPassage: (.*)\n", c["messages"][-1]["content"]).group(1) for c in reader.calls]
+    """The passage of each check (its yes/no reading; the reader's reading of the same passage follows it)."""
+    return [re.search(r"\nPassage: (.*)\n", c["messages"][-1]["content"]).group(1) for c in reader.calls
+            if c["messages"][0]["content"] != READER]
 
 
 def test_a_chat_model_is_never_asked_to_write_what_the_check_refuses(checked):
     reader = WritingReader()
     answer = checked(reader, check="openai").ask("What quota did Morocco propose for sardines?", mode="openai")
     assert not answer.answerable and "reading check" in answer.answer and answer.citations == []
-    assert reader.drafts == 0 and len(reader.calls) == 1  # one check of the best sentences, no generation
+    assert reader.drafts == 0 and len(checked_passages(reader)) == 1  # one check of the best sentences, no generation
+    assert len(reader.calls) == 2  # its two readings
 
 
 def test_a_chat_answer_quoting_sentences_the_check_has_not_read_is_read_as_written(checked):
@@ -181,7 +232,7 @@ def test_an_offline_answer_is_read_once_and_drafted_once(checked, monkeypatch):
         extractive, *args))
     events = list(pipe.ask_stream("What quota did Portugal propose for sardines?"))
     answer = events[-1].answer
-    assert answer.answerable and len(reader.calls) == 1
+    assert answer.answerable and len(checked_passages(reader)) == 1 and len(reader.calls) == 2
     assert all(c.quote.strip() in checked_passages(reader)[0] for c in answer.citations)
     assert len(drafts) == 1  # the draft the check read is the answer's draft
     assert "".join(e.text for e in events if isinstance(e, DeltaEvent)).startswith(answer.sentences[0].text[:40])
