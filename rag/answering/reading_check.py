@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol
 
+from rag.answerability.model import sigmoid
 from rag.answering.openai_chat import upstream_errors
 from rag.errors import UpstreamError
 
@@ -95,12 +96,14 @@ def answer_probability(choice: Any) -> float:
     return 0.0 if (choice.message.content or "").strip().lower().startswith("none") else 1.0
 
 
+def _logit(p: float) -> float:
+    p = min(max(p, CLIP), 1 - CLIP)
+    return math.log(p / (1 - p))
+
+
 def combined(p_yes: float, p_answer: float) -> float:
     """The two readings' odds multiplied: sigmoid(logit p_yes + logit p_answer)."""
-    def logit(p: float) -> float:
-        p = min(max(p, CLIP), 1 - CLIP)
-        return math.log(p / (1 - p))
-    return 1 / (1 + math.exp(-(logit(p_yes) + logit(p_answer))))
+    return float(sigmoid(_logit(p_yes) + _logit(p_answer)))
 
 
 class ReadingCheck:
