@@ -70,7 +70,7 @@ class AnswerSettings(_Group):
     runner_up_share: float = Field(0.5, ge=0, le=1.01, description="Extractive: the second-best sentence joins the best one when its probability is at least this share of the best's (the best sentence alone answers about 80% of questions); above 1 turns it off.")
     gate_chat_model: bool = Field(True, description="openai mode: below the confidence threshold, refuse without calling the chat model.")
     check: Literal["off", "local", "openai"] = Field("off", description="Reading check: the model of this answer mode (the local one, or the OpenAI-compatible server) reads the sentences an answer would quote, before it is written, and refuses when they do not answer (a yes/no token and a reader's first token, ~2 s with the local 1.5B model; a written answer quoting other sentences is read again); off: no check.")
-    check_threshold: float = Field(0.45, ge=0, le=1, description="Reading check: refuse when its probability that the quotes answer (its yes/no and its reader's readings combined) is below this (measured for the local 1.5B model).")
+    check_threshold: float = Field(0.22, ge=0, le=1, description="Reading check: refuse when its probability that the quotes answer (its yes/no and its reader's readings combined; the yes/no one alone for a why-question) is below this (measured for the local 1.5B model).")
 
 
 class VerifySettings(_Group):

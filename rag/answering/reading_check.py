@@ -3,17 +3,24 @@
 The answerability model sees words, not meaning. A near miss ("How many warships did China send near Taiwan in
 March 2021?" asked of a sentence about warships that gives no number) or an adversarial change ("the rarest
 cause" asked of "the most common cause") passes its gate. With ``RAG_ANSWER_CHECK=local`` (or ``openai``) an
-answer that passed the gate is read twice more by that mode's model, one token each, its probabilities read
-from the logprobs (a server without logprobs gives its plain reply):
+answer that passed the gate is read again by that mode's model, one token per reading, its probabilities read
+from the logprobs (a server without logprobs gives its plain reply). Both readings show the passage and the
+question first and the instruction last, just before the reply (a small model follows an instruction it has
+just read: over the answered SQuAD questions, AUC 0.67 -> 0.79 for the yes/no reading against a system prompt
+that held it):
 
-* as a yes/no question, "does the passage answer the question?": P(yes);
+* as a yes/no question, "does the passage state the answer exactly as asked?": P(yes);
 * as a reader, "copy the answer from the passage, or reply none": P(an answer) = 1 - P(none) of its first
   token. A small model that would say "yes" to a passage about the right subject still finds no phrase to copy
-  when the detail asked for is not there (SQuAD adversarial questions: AUC 0.78 against 0.67 for P(yes)).
+  when the detail asked for is not there. A why-question is not read this way: its answer is a clause, not a
+  phrase, and the reader is unsure of passages that do answer it (P(an answer) 0.25-0.52 for the news dev set's
+  why-questions, 0.60 or more for every other answerable one there); left to P(yes), the check's AUC goes
+  0.83 -> 0.85 on SQuAD and 0.91 -> 0.93 on news.
 
-The two readings' odds multiply: P = sigmoid(logit P(yes) + logit P(an answer)). Below
-``RAG_ANSWER_CHECK_THRESHOLD`` the answer is refused and the refusal says so. Off by default: it needs a model,
-and costs about two seconds per answer with the local 1.5B one (README "The reading check" has the figures).
+The two readings' odds multiply: P = sigmoid(logit P(yes) + logit P(an answer)) (P(yes) alone for a
+why-question). Below ``RAG_ANSWER_CHECK_THRESHOLD`` the answer is refused and the refusal says so. Off by
+default: it needs a model, and costs about two seconds per answer with the local 1.5B one (README "The reading
+check" has the figures).
 """
 
 from __future__ import annotations
@@ -22,14 +29,15 @@ import math
 from typing import Any, Protocol
 
 from rag.answerability.model import sigmoid
+from rag.answerability.question import question_asks_cause
 from rag.answering.openai_chat import upstream_errors
 from rag.errors import UpstreamError
 
-SYSTEM = ("You check answers. You are given a question and a passage. Reply 'yes' if the passage states the answer "
-          "to the question exactly as asked, or 'no' if it does not (for example, it is about something else, a "
-          "different person, time, place or number, or only mentions the question's words).")
-READER = ("You answer questions from a passage. Reply with the shortest phrase from the passage that answers the "
-          "question, copied word for word. If the passage does not state the answer, reply: none")
+SYSTEM = "You read a passage and a question about it, then follow the instruction that comes after them."
+YES_NO = ("Does the passage state the answer to the question exactly as asked? It does not if it is about something "
+          "else (a different person, time, place or number) or only mentions the question's words. Reply yes or no.")
+READER = ("Reply with the shortest phrase from the passage that answers the question, copied word for word. If the "
+          "passage does not state the answer, reply: none")
 QUOTE_SHOWN_CHARS = 200  # of the closest passage, in a refusal's reason
 CLIP = 1e-4  # probabilities are kept within [CLIP, 1 - CLIP] before their odds multiply (a plain reply is 0 or 1)
 
@@ -48,17 +56,10 @@ def _passage(quotes: list[str]) -> str:
     return " ".join(q.strip() for q in quotes)
 
 
-def check_messages(question: str, quotes: list[str]) -> list[dict[str, str]]:
-    """The yes/no reading."""
+def messages(question: str, quotes: list[str], instruction: str) -> list[dict[str, str]]:
+    """One reading: the passage and the question, then ``instruction`` (``YES_NO`` or ``READER``)."""
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Question: {question}\nPassage: {_passage(quotes)}\n"
-                                        "Does the passage answer the question? Reply yes or no."}]
-
-
-def reader_messages(question: str, quotes: list[str]) -> list[dict[str, str]]:
-    """The reader's reading: copy the answer, or reply none."""
-    return [{"role": "system", "content": READER},
-            {"role": "user", "content": f"Passage: {_passage(quotes)}\nQuestion: {question}\nAnswer:"}]
+            {"role": "user", "content": f"Passage: {_passage(quotes)}\nQuestion: {question}\n\n{instruction}"}]
 
 
 def _first_token_tops(choice: Any) -> list[Any]:
@@ -101,9 +102,10 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def combined(p_yes: float, p_answer: float) -> float:
-    """The two readings' odds multiplied: sigmoid(logit p_yes + logit p_answer)."""
-    return float(sigmoid(_logit(p_yes) + _logit(p_answer)))
+def combined(p_yes: float, p_answer: float | None) -> float:
+    """The two readings' odds multiplied: sigmoid(logit p_yes + logit p_answer); ``p_yes`` (within the clip) when
+    the reader's reading was not asked for."""
+    return float(sigmoid(_logit(p_yes) + (0.0 if p_answer is None else _logit(p_answer))))
 
 
 class ReadingCheck:
@@ -120,10 +122,13 @@ class ReadingCheck:
         the model fails."""
         return combined(*self.readings(question, quotes))
 
-    def readings(self, question: str, quotes: list[str]) -> tuple[float, float]:
-        """The two readings on their own: (P(yes), P(an answer))."""
-        return (yes_probability(self._first_token(check_messages(question, quotes))),
-                answer_probability(self._first_token(reader_messages(question, quotes))))
+    def readings(self, question: str, quotes: list[str]) -> tuple[float, float | None]:
+        """The two readings on their own: (P(yes), P(an answer)); P(an answer) is None for a why-question, which
+        is not given to the reader (its answer is a clause, and the reader looks for a phrase)."""
+        p_yes = yes_probability(self._first_token(messages(question, quotes, YES_NO)))
+        if question_asks_cause(question):
+            return p_yes, None
+        return p_yes, answer_probability(self._first_token(messages(question, quotes, READER)))
 
     def _first_token(self, messages: list[dict[str, str]]) -> Any:
         with upstream_errors(self.model, self.timeout):

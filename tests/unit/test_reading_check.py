@@ -17,8 +17,8 @@ from openai.types.chat import ChatCompletion
 
 from rag.answerability.features import candidates_from
 from rag.answering import Draft
-from rag.answering.reading_check import (READER, ReadingCheck, answer_probability, check_refusal_reason, combined,
-                                         yes_probability)
+from rag.answering.reading_check import (READER, YES_NO, ReadingCheck, answer_probability, check_refusal_reason,
+                                         combined, yes_probability)
 from rag.errors import UpstreamError
 from rag.pipeline import AnswerEvent, DeltaEvent, SourcesEvent
 from rag.types import REFUSAL
@@ -42,7 +42,7 @@ def completion(reply: str, p_yes: float | None, tokens: tuple[str, str] = ("yes"
 
 
 P_YES, P_NO = 0.9, 0.05  # the scripted yes/no reading of a passage that answers, and of one that does not
-P_FOUND, P_MISSED = 0.8, 0.05  # the scripted reader's P(an answer) for the same two (a sure "none")
+P_FOUND, P_MISSED = 0.8, 0.02  # the scripted reader's P(an answer) for the same two (a sure "none")
 
 
 class NameReader:
@@ -63,18 +63,19 @@ class NameReader:
         if self.fail:
             raise openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
         text = request["messages"][-1]["content"]
-        if request["messages"][0]["content"] == READER:
-            passage, question = re.search(r"Passage: (.*)\nQuestion: (.*)\nAnswer:", text).groups()
-        else:
-            question, passage = re.search(r"Question: (.*)\nPassage: (.*)\n", text).groups()
+        passage, question = re.search(r"Passage: (.*)\nQuestion: (.*)\n\n", text).groups()
         names = re.findall(r"\b[A-Z][a-z]+", question)[1:]
         answers = all(name in passage for name in names)
-        if request["messages"][0]["content"] != READER:
+        if not is_reader(request):
             return completion("yes" if answers else "no", (P_YES if answers else P_NO) if self.logprobs else None)
         finds = answers if self.reader_finds is None else self.reader_finds
         copied = names[0] if names else "it"
         return completion(copied if finds else "none", (P_FOUND if finds else P_MISSED) if self.logprobs else None,
                           (copied, "none"))
+
+
+def is_reader(request: dict) -> bool:
+    return request["messages"][-1]["content"].endswith(READER)
 
 
 ANSWERS, DOES_NOT = combined(P_YES, P_FOUND), combined(P_NO, P_MISSED)
@@ -103,6 +104,7 @@ def test_the_two_readings_multiply_their_odds():
     assert combined(0.6, 0.3) < 0.5 < combined(0.6, 0.45)  # a sure "none" outweighs a lukewarm yes
     assert combined(1.0, 0.0) == pytest.approx(0.5)  # plain replies that disagree: even odds, not an error
     assert 0.0 < combined(0.0, 0.0) < 1e-6 and 1 - 1e-6 < combined(1.0, 1.0) < 1.0
+    assert combined(0.3, None) == pytest.approx(0.3) and combined(1.0, None) < 1.0  # the yes/no reading alone
 
 
 def test_the_check_sends_the_question_and_the_quotes_and_asks_for_one_token_per_reading():
@@ -116,7 +118,22 @@ def test_the_check_sends_the_question_and_the_quotes_and_asks_for_one_token_per_
     for request in (yes_no, reading):
         assert request["max_tokens"] == 1 and request["logprobs"] is True and request["temperature"] == 0.0
         assert "Passage: Portugal proposed a quota. Spain rejected it." in request["messages"][-1]["content"]
-    assert reading["messages"][0]["content"] == READER and yes_no["messages"][0]["content"] != READER
+    assert is_reader(reading) and yes_no["messages"][-1]["content"].endswith(YES_NO)
+    # the instruction comes last: everything before it is the same in both readings
+    assert yes_no["messages"][0] == reading["messages"][0]
+    assert yes_no["messages"][-1]["content"].removesuffix(YES_NO) == reading["messages"][-1]["content"].removesuffix(
+        READER)
+
+
+def test_a_why_question_is_read_only_as_yes_or_no():
+    reader = NameReader()
+    check = ReadingCheck(reader, timeout=5)
+    assert check.readings("Why did Portugal propose a quota?", ["Portugal proposed a quota to save sardines."]) == \
+        (pytest.approx(P_YES), None)
+    assert check.p_answers("Why did Morocco propose a quota?", ["Portugal proposed a quota."]) == pytest.approx(P_NO)
+    assert len(reader.calls) == 2 and not any(is_reader(c) for c in reader.calls)  # no reader for a clause answer
+    assert check.readings("What did Portugal propose?", ["Portugal proposed a quota."]) == \
+        (pytest.approx(P_YES), pytest.approx(P_FOUND))
 
 
 def test_a_reader_that_finds_nothing_to_copy_refuses_what_the_yes_no_reading_would_pass(checked):
@@ -202,8 +219,8 @@ class WritingReader(NameReader):
 
 def checked_passages(reader: NameReader) -> list[str]:
     """The passage of each check (its yes/no reading; the reader's reading of the same passage follows it)."""
-    return [re.search(r"\nPassage: (.*)\n", c["messages"][-1]["content"]).group(1) for c in reader.calls
-            if c["messages"][0]["content"] != READER]
+    return [re.search(r"Passage: (.*)\nQuestion", c["messages"][-1]["content"]).group(1) for c in reader.calls
+            if not is_reader(c)]
 
 
 def test_a_chat_model_is_never_asked_to_write_what_the_check_refuses(checked):
