@@ -56,7 +56,7 @@ def _passage(quotes: list[str]) -> str:
     return " ".join(q.strip() for q in quotes)
 
 
-def messages(question: str, quotes: list[str], instruction: str) -> list[dict[str, str]]:
+def reading_messages(question: str, quotes: list[str], instruction: str) -> list[dict[str, str]]:
     """One reading: the passage and the question, then ``instruction`` (``YES_NO`` or ``READER``)."""
     return [{"role": "system", "content": SYSTEM},
             {"role": "user", "content": f"Passage: {_passage(quotes)}\nQuestion: {question}\n\n{instruction}"}]
@@ -125,10 +125,10 @@ class ReadingCheck:
     def readings(self, question: str, quotes: list[str]) -> tuple[float, float | None]:
         """The two readings on their own: (P(yes), P(an answer)); P(an answer) is None for a why-question, which
         is not given to the reader (its answer is a clause, and the reader looks for a phrase)."""
-        p_yes = yes_probability(self._first_token(messages(question, quotes, YES_NO)))
+        p_yes = yes_probability(self._first_token(reading_messages(question, quotes, YES_NO)))
         if question_asks_cause(question):
             return p_yes, None
-        return p_yes, answer_probability(self._first_token(messages(question, quotes, READER)))
+        return p_yes, answer_probability(self._first_token(reading_messages(question, quotes, READER)))
 
     def _first_token(self, messages: list[dict[str, str]]) -> Any:
         with upstream_errors(self.model, self.timeout):
