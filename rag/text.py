@@ -8,6 +8,7 @@ white space excluded, so ``text[start:end]`` is the sentence itself.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import Stemmer
@@ -97,9 +98,18 @@ def words(text: str) -> list[str]:
     return [w[:-2] if w.endswith(("'s", "’s")) else w for w in _WORD.findall(text.lower())]
 
 
+def fold_accents(word: str) -> str:
+    """The word without its accents ("Kraków" → "Krakow"): people type names either way, and
+    the keyword index (FTS5's unicode61 tokenizer) already folds them."""
+    if word.isascii():
+        return word
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+
+
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    return _stemmer.stemWord(word)
+    """The word's stem, accents folded, so "Krakow" and "Kraków" are one term."""
+    return _stemmer.stemWord(fold_accents(word))
 
 
 def content_terms(text: str) -> list[str]:

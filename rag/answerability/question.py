@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Protocol, Sequence
 
-from rag.text import STOPWORDS, content_terms, stem, words
+from rag.text import STOPWORDS, content_terms, fold_accents, stem, words
 
 
 class CorpusStats(Protocol):
@@ -168,8 +167,7 @@ def _base(token: str) -> str:
 
 def _plain(token: str) -> str:
     """Lower case, no possessive, no accents: "Beauséjour's" → "beausejour"."""
-    bare = unicodedata.normalize("NFKD", re.sub(r"['’]s$", "", token.lower()))
-    return "".join(ch for ch in bare if not unicodedata.combining(ch))
+    return fold_accents(re.sub(r"['’]s$", "", token.lower()))
 
 
 def spelt_alike(a: str, b: str) -> bool:

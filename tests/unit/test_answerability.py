@@ -129,6 +129,15 @@ def test_features_prefer_the_sentence_that_holds_the_questions_words(embedder):
     assert set(best) == set(FEATURES)
 
 
+def test_a_name_typed_without_its_accents_is_found_in_the_sentence(embedder):
+    hits = make_hits([("old", "Kraków was the royal capital until 1596."),
+                      ("new", "The king moved his court and the capital to Warsaw.")])
+    f = features_for("Until when was Krakow the capital?", hits, embedder)
+    holds, lacks = f["Kraków was the royal capital until 1596."], f["The king moved his court and the capital to Warsaw."]
+    assert holds["names_missing"] == 0.0 and lacks["names_missing"] == 1.0
+    assert holds["coverage"] == 1.0 and holds["names_missing_everywhere"] == 0.0
+
+
 def test_expected_type_must_appear_beyond_the_questions_own_words(embedder):
     hits = make_hits([("fish", FISH)])
     f = features_for("How many delegations attended the fishing treaty negotiations?", hits, embedder)

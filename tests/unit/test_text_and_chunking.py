@@ -115,6 +115,11 @@ def test_content_terms_drop_stopwords_and_stem():
     assert set(terms) >= {content_terms("bank")[0], content_terms("imposed")[0]}
 
 
+def test_accents_are_folded_so_a_name_typed_without_them_is_the_same_term():
+    assert content_terms("Kraków and Beauséjour") == content_terms("Krakow and Beausejour") == ["krakow", "beausejour"]
+    assert content_terms("São Paulo")[0] != content_terms("Salo")[0]  # folding drops accents, not letters
+
+
 def test_word_count_counts_unicode_words():
     assert word_count("Привет, мир. It’s 2023!") == 4  # Привет, мир, It’s, 2023
 
