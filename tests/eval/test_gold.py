@@ -209,6 +209,24 @@ def test_the_shipped_dev_set_loads():
             assert i.sources and i.must_include, i.id
 
 
+PROBES = {  # probe file → the corpus its quotes are in
+    "near_miss_probe.jsonl": REPO_ROOT / "data" / "corpus",
+    "squad_natural_probe.jsonl": REPO_ROOT.parent / "shared" / "eval" / "squad" / "corpus",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_the_shipped_probes_load_and_their_quotes_are_in_their_corpus(name):
+    corpus = PROBES[name]
+    if not corpus.is_dir():
+        pytest.skip(f"corpus not found: {corpus}")
+    items = load_gold(REPO_ROOT / "eval" / "data" / name)
+    assert len({i.id for i in items}) == len(items) and any(not i.answerable for i in items)
+    texts = {p.name: p.read_text(encoding="utf-8") for p in corpus.iterdir()}
+    assert locate_sources(items, texts.get) == []
+    assert all(i.sources and i.must_include for i in items if i.answerable)
+
+
 # ---- locate_quote ---------------------------------------------------------------
 
 TEXT = "The talks were held in Singapore\nthis week,  with  ministers   attending.\n\nNothing else."
