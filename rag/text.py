@@ -99,11 +99,20 @@ def words(text: str) -> list[str]:
 
 
 def fold_accents(word: str) -> str:
-    """The word without its accents ("Kraków" → "Krakow"): people type names either way, and
-    the keyword index (FTS5's unicode61 tokenizer) already folds them."""
+    """The word without its accents ("Kraków" → "Krakow"), as the keyword index (FTS5's unicode61 tokenizer)
+    folds them, so both sides agree on what a term is: a Latin letter with one diacritic loses it; other
+    scripts ("й", "έ") and letters with two ("ệ") keep theirs."""
     if word.isascii():
         return word
-    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+    return "".join(_fold_letter(ch) for ch in word)
+
+
+@lru_cache(maxsize=4096)
+def _fold_letter(ch: str) -> str:
+    decomposed = unicodedata.normalize("NFD", ch)
+    if len(decomposed) == 2 and decomposed[0].isascii() and decomposed[0].isalpha() and unicodedata.combining(decomposed[1]):
+        return decomposed[0]
+    return ch
 
 
 @lru_cache(maxsize=65536)
