@@ -190,9 +190,9 @@ class DocStore:
     def _chunks_where(self, where: str, args: tuple) -> list[StoredChunk]:
         rows = self._connect().execute(
             "SELECT c.chunk_id, c.doc_id, d.title, c.start, c.\"end\", substr(d.text, c.start + 1, c.\"end\" - c.start), "
-            f"c.text_hash FROM chunks c JOIN documents d ON d.doc_id=c.doc_id WHERE {where}", args)
-        return [StoredChunk(chunk_id=c, doc_id=d, title=t, start=s, end=e, text=x, text_hash=h)
-                for c, d, t, s, e, x, h in rows]
+            f"c.text_hash, d.date FROM chunks c JOIN documents d ON d.doc_id=c.doc_id WHERE {where}", args)
+        return [StoredChunk(chunk_id=c, doc_id=d, title=t, start=s, end=e, text=x, text_hash=h, date=dt)
+                for c, d, t, s, e, x, h, dt in rows]
 
     def keyword_search(self, query: str, limit: int) -> list[tuple[str, float]]:
         """BM25 over chunk text: ``(chunk_id, score)`` best first (higher is better).

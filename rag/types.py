@@ -20,10 +20,11 @@ class Passage(Chunk):
     """A stored chunk with its document's title: the one record of a passage (``Hit`` adds retrieval scores)."""
 
     title: str
+    date: str | None = None  # the document's date (ISO 8601), when its source states one
 
     def as_hit(self, score: float = 0.0, dense_rank: int | None = None, keyword_rank: int | None = None) -> Hit:
-        return Hit(chunk_id=self.chunk_id, doc_id=self.doc_id, title=self.title, start=self.start, end=self.end,
-                   text=self.text, score=score, dense_rank=dense_rank, keyword_rank=keyword_rank)
+        return Hit(chunk_id=self.chunk_id, doc_id=self.doc_id, title=self.title, date=self.date, start=self.start,
+                   end=self.end, text=self.text, score=score, dense_rank=dense_rank, keyword_rank=keyword_rank)
 
 
 class Hit(Passage):

@@ -41,6 +41,9 @@ from rag.text import content_terms
 from rag.types import Hit
 
 
+RULED_OUT_LOGIT = -30.0  # a candidate that cannot answer, whatever its features say
+
+
 @dataclass
 class Assessment:
     """What the evidence says about a question: every candidate sentence with its ``p``, best first."""
@@ -87,6 +90,8 @@ class Assessor:
         if not candidates:
             return Assessment(0.0, [], q, retrieval.hits, threshold=threshold)
         logits = self.model.sentence_logits(candidates)
+        # a rule, not a weight: an article cannot answer for a year after its own date (too rare to be learned)
+        logits[[c.predates_question for c in candidates]] = RULED_OUT_LOGIT
         for c, z in zip(candidates, logits):
             c.p = float(sigmoid(z))
         order = np.argsort(-logits, kind="stable")

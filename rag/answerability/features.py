@@ -32,6 +32,7 @@ class Candidate:
     previous: str = ""  # the sentence before it in the passage
     features: dict[str, float] = field(default_factory=dict)
     p: float = 0.0  # probability that it answers the question
+    predates_question: bool = False  # its document was written before the year the question asks about
 
 
 def candidates_from(hits: Sequence[Hit]) -> list[Candidate]:
@@ -134,6 +135,20 @@ def _soft_coverages(q: QuestionTerms, candidates: list[Candidate], vectors: Sent
     return out
 
 
+def years_named(hit: Hit) -> set[str]:
+    """The years a passage's text and title name."""
+    return set(YEAR.findall(hit.text)) | set(YEAR.findall(hit.title))
+
+
+def predates(asked_years: set[str], hit: Hit) -> bool:
+    """The document is dated before every year the question asks about and the passage names none of them:
+    an article cannot report what happened after it was written ("Which country hosted the 2024 forum?" of a
+    2023 article that says where the forum "will be held")."""
+    if not asked_years or not hit.date or not hit.date[:4].isdigit():
+        return False
+    return not (asked_years & years_named(hit)) and min(int(y) for y in asked_years) > int(hit.date[:4])
+
+
 def _window(c: Candidate) -> str:
     return f"{c.previous} {c.text}" if c.previous else c.text
 
@@ -177,7 +192,8 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
         hit = hits[c.hit_index]
         around = c.terms | c.context
         in_top = (hit.dense_rank or 99) <= 10 and (hit.keyword_rank or 99) <= 10
-        passage_years = set(YEAR.findall(hit.text)) | set(YEAR.findall(hit.title))
+        passage_years = years_named(hit)
+        c.predates_question = predates(q.years, hit)
         c.features = {
             "cosine": float(sim),
             "cosine_gap": best_sim - float(sim),

@@ -114,8 +114,8 @@ class ExtractiveAnswerer:
         if holds_asked is not None and brings_asked is not None and not holds_asked(best):
             # a year the question names rules out a sentence whose passage never speaks of it, unless none does
             dated = any(not c.features.get("year_missing") for c in ranked)
-            typed = [c for c in ranked[1:1 + TYPED_LOOKAHEAD]
-                     if brings_asked(c) and not (dated and c.features.get("year_missing"))]
+            typed = [c for c in ranked[1:1 + TYPED_LOOKAHEAD] if brings_asked(c) and not c.predates_question
+                     and not (dated and c.features.get("year_missing"))]
         if not pool and not part_best and not typed and not runner_up:
             return chosen
         considered = list({id(c): c for c in [best, *runner_up, *part_best, *pool, *typed]}.values())

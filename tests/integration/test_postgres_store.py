@@ -18,9 +18,9 @@ pytestmark = pytest.mark.slow
 MODEL = "hash:256"
 
 
-def write(store: PostgresDocStore, doc_id: str, text: str, size: int = 40) -> list[str]:
+def write(store: PostgresDocStore, doc_id: str, text: str, size: int = 40, date: str | None = None) -> list[str]:
     chunks = chunk_text(doc_id, text, size, 0)
-    store.replace_document(doc_id=doc_id, source_root="r", title=doc_id, date=None, url=None,
+    store.replace_document(doc_id=doc_id, source_root="r", title=doc_id, date=date, url=None,
                            content_hash=text_hash(text), text=text, chunks=chunks)
     return [c.chunk_id for c in chunks]
 
@@ -81,6 +81,8 @@ def test_two_writers_of_one_document_leave_one_version(database_url):
     assert a.chunk_ids("harbour.txt") == expected == b.chunk_ids("harbour.txt")  # no duplicates, no mix
     assert a.chunk_count() == len(expected) and a.approximate_chunk_count() == len(expected)
     assert all(c.text == final[c.start:c.end] for c in a.chunks_of("harbour.txt"))
+    write(a, "dated.txt", "The port reopened after the storm.", date="2023-05-30")
+    assert {c.date for c in a.get_chunks(a.chunk_ids("dated.txt")).values()} == {"2023-05-30"}
     a.close()
     b.close()
 

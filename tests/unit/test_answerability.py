@@ -181,6 +181,31 @@ def test_year_named_by_the_question_must_be_in_the_passage(embedder):
     assert all(v["year_missing"] == 0 for v in f.values())
 
 
+def dated(hits: list[Hit], doc_id: str, date: str) -> list[Hit]:
+    return [h.model_copy(update={"date": date}) if h.doc_id == doc_id else h for h in hits]
+
+
+def test_an_article_cannot_answer_for_a_year_after_its_own_date(embedder):
+    hits = make_hits([("fish", FISH), ("rain", RAIN)])
+    stats = CountingStats([h.text for h in hits])
+    assessor = Assessor(SentenceVectors(embedder), stats, _model({"coverage": 6.0}, -3.0))
+
+    def judged(question: str, hits: list[Hit]):
+        return assessor.assess(question, Retrieval(hits, embedder.get_query_embedding(question)))
+
+    question = "What sardine quota did Portugal propose in 2024?"
+    assert judged(question, hits).candidates[0].text.startswith("Portugal proposed")  # undated: may answer
+    for date in ("2024-01-09", "2025-06-01"):  # written in or after the year asked about: may answer
+        assert judged(question, dated(hits, "fish", date)).candidates[0].text.startswith("Portugal proposed")
+    written_before = judged(question, dated(hits, "fish", "2023-05-30"))
+    assert all(c.p < 1e-6 for c in written_before.candidates if c.doc_id == "fish")
+    assert written_before.confidence < 0.1 and not written_before.answers(0.5)
+    # a passage that names the year asked about may still speak of it ("the 2024 quota will be …")
+    ahead = [h.model_copy(update={"text": h.text.replace("four thousand tonnes", "four thousand tonnes for 2024")})
+             for h in dated(hits, "fish", "2023-05-30")]
+    assert judged(question, ahead).candidates[0].text.startswith("Portugal proposed")
+
+
 def test_cause_feature_needs_a_why_question_and_a_causal_sentence(embedder):
     hits = make_hits([("fish", FISH)])
     spain = "Spain rejected the sardine quota because its fleets depend on the northern grounds."

@@ -139,6 +139,8 @@ def test_get_chunks_text_equals_document_slice(store):
             assert row.text == text[c.start:c.end] == c.text
             assert (row.start, row.end, row.doc_id) == (c.start, c.end, doc_id)
             assert row.title == doc_id.title()
+            assert row.date == "2023-05-30"  # the document's date travels with its passages (and their hits)
+            assert row.as_hit().date == "2023-05-30"
             assert row.text_hash == text_hash(c.text)
     assert store.get_chunks([]) == {}
 
