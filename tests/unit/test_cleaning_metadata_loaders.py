@@ -115,6 +115,13 @@ def test_guess_title_empty_when_no_headline():
     ("Dates: June 1, 2022 then 2023-05-30", "2022-06-01"),  # the first one stated wins
     ("Invalid 2023-02-30 but then March 1, 2021", "2021-03-01"),
     ("No date here at all.", None),
+    ("WASHINGTON, May 30, 2023 — The Pentagon said on Tuesday that China had rejected a request for a meeting "
+     "between the two defense chiefs.", "2023-05-30"),  # a dateline opening the first paragraph
+    # a date in prose is something else's, not the document's
+    ("Abraham Lincoln (February 12, 1809 – April 15, 1865) was an American lawyer, politician and statesman "
+     "who served as the 16th president of the United States.", None),
+    ("The talks, which began on May 30, 2023 in Singapore, were the first of their kind between the two "
+     "defense chiefs in years.\nPublished June 2, 2023", "2023-06-02"),
 ])
 def test_find_date(text, expected):
     assert find_date(text) == expected
