@@ -11,7 +11,8 @@ from typing import Sequence
 import numpy as np
 
 from rag.answerability.question import (YEAR, CorpusStats, QuestionTerms, degree_words, expected_type, negated,
-                                        question_asks_cause, states_cause, type_present, value_swapped)
+                                        question_asks_cause, spelt_alike, states_cause, type_present,
+                                        value_swapped)
 from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors
 from rag.text import STOPWORDS, content_terms, is_sentence, sentence_spans, stem, words
@@ -66,7 +67,7 @@ FEATURES = (
     "names_missing_everywhere",  # share absent from every retrieved passage (question level)
     "rare_missing",  # IDF share of the question's words absent from every passage (question level)
     "unknown_to_index",  # IDF share of the question's words the index does not hold at all (question level)
-    "unknown_names",  # share of the question's names and numbers the index does not hold (question level)
+    "unknown_names",  # share of the things the question names that no document mentions (question level)
     "max_missing_idf",  # the rarest question word no passage holds, IDF / log(N) (question level)
     "sentence_missing_idf",  # the rarest question word the sentence (with its context) lacks, IDF / log(N)
     "specific_missing",  # IDF share of the question's words no passage holds, leaving out category words
@@ -149,6 +150,22 @@ def predates(asked_years: set[str], hit: Hit) -> bool:
     return not (asked_years & years_named(hit)) and min(int(y) for y in asked_years) > int(hit.date[:4])
 
 
+def never_mentioned(q: QuestionTerms, hits: Sequence[Hit]) -> list[str]:
+    """The things the question names (a word, not an acronym or a number) that no document mentions and no
+    retrieved passage spells one letter otherwise ("Sigimund" of "Sigismund" is a typo, not a new thing); as
+    the question writes them. Years are left out: an article rarely states its own."""
+    unknown = [word for term, word in q.named.items() if term in q.unknown]
+    if not unknown:
+        return []
+    seen = {w for h in hits for w in words(h.text)}
+    return [word for word in unknown
+            if not any(abs(len(w) - len(word)) <= 1 and spelt_alike(w, word) for w in seen)]
+
+
+def _never_mentioned_share(q: QuestionTerms, hits: Sequence[Hit]) -> float:
+    return len(never_mentioned(q, hits)) / len(q.named) if q.named else 0.0
+
+
 def _window(c: Candidate) -> str:
     return f"{c.previous} {c.text}" if c.previous else c.text
 
@@ -174,6 +191,7 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
     max_missing = max((q.stems[t] for t in missing), default=0.0) / q.log_n
     specific_missing = sum(q.stems[t] for t in missing - q.category) / total_idf
     names_everywhere = (sum(n not in everywhere for n in q.names) / len(q.names)) if q.names else 0.0
+    unknown_names = _never_mentioned_share(q, hits)
     kind = expected_type(question)
     cause_asked = question_asks_cause(question)
     question_negated = negated(question)
@@ -206,7 +224,7 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
             "names_missing_everywhere": names_everywhere,
             "rare_missing": rare_missing,
             "unknown_to_index": unknown,
-            "unknown_names": (sum(n in q.unknown for n in q.names) / len(q.names)) if q.names else 0.0,
+            "unknown_names": unknown_names,
             "max_missing_idf": max_missing,
             "sentence_missing_idf": max((w for t, w in q.stems.items() if t not in around), default=0.0) / q.log_n,
             "specific_missing": specific_missing,

@@ -102,6 +102,18 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def named_words(question: str) -> dict[str, str]:
+    """The things the question names by a word: capitalised words past the first, leaving out acronyms ("US",
+    "AAA": as often written out) and numbers; stem → the word as written."""
+    out: dict[str, str] = {}
+    for i, token in enumerate(re.findall(r"[^\W_]+(?:['’][^\W_]+)*", question)):
+        word = re.sub(r"['’]s$", "", token)
+        if (i > 0 and word[0].isupper() and not (len(word) > 1 and word.isupper()) and not _DIGIT.search(word)
+                and word.lower() not in STOPWORDS):
+            out.setdefault(stem(word.lower()), word)
+    return out
+
+
 _CAUSE_QUESTION = re.compile(r"^\s*(why|how come)\b|\b(reasons?|causes?|caused|purpose)\b", re.I)
 # Plain English connectives that state a cause or purpose (not a list tuned on one corpus: the model learns
 # their weight from every gold set, the Wikipedia one included).
@@ -236,6 +248,7 @@ class QuestionTerms:
     bigrams: set[tuple[str, str]] = field(default_factory=set)
     as_written: dict[str, str] = field(default_factory=dict)  # stem → the word as the question spells it
     tokens: list[str] = field(default_factory=list)  # the question's words in order, as written
+    named: dict[str, str] = field(default_factory=dict)  # things named by a word (see named_words): stem → word
 
     @classmethod
     def of(cls, question: str, stats: CorpusStats | None) -> "QuestionTerms":
@@ -257,7 +270,7 @@ class QuestionTerms:
                    category=question_category(question),
                    wh_modifiers={stem(w.lower()) for w in re.findall(r"\bhow\s+(\w+)", question, re.I)},
                    bigrams=set(zip(terms, terms[1:])), as_written=as_written(question),
-                   tokens=_TOKEN.findall(question))
+                   tokens=_TOKEN.findall(question), named=named_words(question))
 
 
 _WH = re.compile(r"\b(what|which|who|whom|whose|where|when|why|how(?: (?:many|much|long|old|far|often))?)\b", re.I)

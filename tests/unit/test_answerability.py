@@ -11,7 +11,8 @@ from index.chunking import chunk_text
 from rag.answerability import Assessor, explain_refusal
 from rag.answerability.features import FEATURES, candidates_from, featurize
 from rag.answerability.model import MODEL_PATH, AnswerabilityModel
-from rag.answerability.question import QuestionTerms, expected_type, question_names, question_parts, value_swapped
+from rag.answerability.question import (QuestionTerms, expected_type, named_words, question_names, question_parts,
+                                        value_swapped)
 from rag.embeddings import HashEmbedding
 from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors
@@ -116,6 +117,24 @@ def test_question_names_are_capitalised_words_past_the_first_and_numbers():
     assert question_names("Who met Xu Qiliang in Beijing in 2018?") == [stem("xu"), stem("qiliang"), stem("beijing"),
                                                                         "2018"]
     assert question_names("What did they say?") == []
+
+
+def test_named_words_leave_out_the_first_word_acronyms_and_numbers():
+    assert named_words("Who sent the US destroyer through the Taiwan Strait in 2023?") == {
+        stem("taiwan"): "Taiwan", stem("strait"): "Strait"}
+    assert named_words("According to the AAA, what did Portugal's minister say?") == {stem("portugal"): "Portugal"}
+
+
+def test_things_the_question_names_that_no_document_mentions(embedder):
+    hits = make_hits([("fish", FISH), ("rain", RAIN)])
+
+    def unknown_names(question: str) -> float:
+        return next(iter(features_for(question, hits, embedder).values()))["unknown_names"]
+
+    assert unknown_names("What did Portugal say about the Philippines?") == 0.5  # Portugal is mentioned
+    assert unknown_names("What quota did Portugal propose in Lisbon?") == 0.0
+    assert unknown_names("What quota did Portugall propose in Lisbon?") == 0.0  # a typo of a passage's word
+    assert unknown_names("What quota did NATO propose in 2031?") == 0.0  # acronyms and numbers are left out
 
 
 def test_features_prefer_the_sentence_that_holds_the_questions_words(embedder):
