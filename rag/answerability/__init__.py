@@ -32,12 +32,12 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.answerability.features import Candidate, candidates_from, featurize
+from rag.answerability.features import Candidate, candidates_from, featurize, never_mentioned
 from rag.answerability.model import AnswerabilityModel, default_model, sigmoid
 from rag.answerability.question import CorpusStats, QuestionTerms, question_parts, value_swap
 from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors
-from rag.text import content_terms
+from rag.text import content_terms, stem
 from rag.types import Hit
 
 
@@ -109,8 +109,10 @@ def explain_refusal(q: QuestionTerms, hits: Sequence[Hit], best: Candidate | Non
     spelled = q.as_written
     present_anywhere = set().union(*(set(content_terms(h.text)) for h in hits)) if hits else set()
     by_idf = sorted((t for t in q.stems if t not in q.wh_modifiers), key=lambda t: -q.stems[t])
-    # the kind of answer asked for ("which *outlet*") says least about what is missing: named last
-    absent = [spelled.get(t, t) for t in sorted(by_idf, key=lambda t: t in q.category)
+    # a thing the question names that no document mentions says most ("the Taiwan *Strait*"); the kind of
+    # answer asked for ("which *outlet*") says least: named first and last
+    unheard = {stem(word.lower()) for word in never_mentioned(q, hits)}
+    absent = [spelled.get(t, t) for t in sorted(by_idf, key=lambda t: (t not in unheard, t in q.category))
               if t not in present_anywhere][:3]
     near = best.terms if best is not None else present_anywhere
     mentioned = [spelled.get(t, t) for t in by_idf if t in near][:3]

@@ -162,10 +162,6 @@ def never_mentioned(q: QuestionTerms, hits: Sequence[Hit]) -> list[str]:
             if not any(abs(len(w) - len(word)) <= 1 and spelt_alike(w, word) for w in seen)]
 
 
-def _never_mentioned_share(q: QuestionTerms, hits: Sequence[Hit]) -> float:
-    return len(never_mentioned(q, hits)) / len(q.named) if q.named else 0.0
-
-
 def _window(c: Candidate) -> str:
     return f"{c.previous} {c.text}" if c.previous else c.text
 
@@ -191,7 +187,7 @@ def featurize(question: str, retrieval: Retrieval, candidates: list[Candidate], 
     max_missing = max((q.stems[t] for t in missing), default=0.0) / q.log_n
     specific_missing = sum(q.stems[t] for t in missing - q.category) / total_idf
     names_everywhere = (sum(n not in everywhere for n in q.names) / len(q.names)) if q.names else 0.0
-    unknown_names = _never_mentioned_share(q, hits)
+    unknown_names = len(never_mentioned(q, hits)) / len(q.named) if q.named else 0.0
     kind = expected_type(question)
     cause_asked = question_asks_cause(question)
     question_negated = negated(question)

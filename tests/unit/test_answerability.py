@@ -366,6 +366,9 @@ def test_refusal_reason_names_what_the_documents_mention_and_what_they_lack():
     assert "“fleets”" in reason.split("say nothing about")[0]
     q = QuestionTerms.of("What quota did Portugal propose?", stats)
     assert "no passage states what was asked" in explain_refusal(q, hits, candidates_from(hits)[1])
+    # a thing the question names that no document mentions comes first
+    q = QuestionTerms.of("How many warships escorted the sardine fleets to Gibraltar?", stats)
+    assert explain_refusal(q, hits, candidates_from(hits)[2]).split("say nothing about ")[1].startswith("“Gibraltar”")
 
 
 def test_a_refusal_names_the_value_the_closest_passage_has_in_place_of_the_questions():
