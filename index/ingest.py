@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 
 EmbedProgress = Callable[[int, int], None]  # (chunks embedded, chunks to embed) of the current batch of files
 
-PIPELINE_VERSION = "1"  # bump when cleaning or chunking changes meaning
+# bump when cleaning, chunking or metadata reading changes meaning: the next ingest reads every file again
+# (vectors of unchanged chunk texts are reused). 2: a document's date only from a date line or dateline.
+PIPELINE_VERSION = "2"
 
 
 @dataclass

@@ -388,6 +388,30 @@ def test_new_chunk_settings_rechunk_everything_and_reuse_equal_texts(ingested, c
             assert a.end <= b.start  # no overlap any more
 
 
+def test_a_new_pipeline_version_rereads_every_document_and_embeds_nothing(ingested, corpus_dir, make_settings,
+                                                                         make_service, counting_embedder,
+                                                                         monkeypatch):
+    """How a change to cleaning or metadata reaches stored documents: their text and chunks are the same, so
+    every vector is reused, but each document is read again (here: a date found anew)."""
+    import index.ingest
+    import index.loaders
+
+    service = ingested
+    chunks_before = chunk_map(service)
+    service.close()
+    monkeypatch.setattr(index.ingest, "PIPELINE_VERSION", index.ingest.PIPELINE_VERSION + "-next")
+    monkeypatch.setattr(index.loaders, "find_date", lambda text: "1999-12-31")
+    counting = counting_embedder()
+    reread = make_service(make_settings(), embedder=counting)
+    report = reread.ingest(corpus_dir)
+
+    assert sorted(report.updated) == doc_ids(corpus_dir)
+    assert report.chunks_embedded == len(counting.texts) == 0
+    assert chunk_map(reread) == chunks_before
+    assert {d.date for d in reread.docstore.documents()} == {"1999-12-31"}
+    assert_stores_agree(reread)
+
+
 def test_other_embedding_model_is_refused_until_reset(ingested, corpus_dir, make_settings, make_service):
     from index.service import reset_index
 
