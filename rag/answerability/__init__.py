@@ -37,7 +37,7 @@ from rag.answerability.model import AnswerabilityModel, default_model, sigmoid
 from rag.answerability.question import CorpusStats, QuestionTerms, question_parts, value_swap
 from rag.retrieval import Retrieval
 from rag.sentence_vectors import SentenceVectors
-from rag.text import content_terms, stem
+from rag.text import content_terms
 from rag.types import Hit
 
 
@@ -111,7 +111,7 @@ def explain_refusal(q: QuestionTerms, hits: Sequence[Hit], best: Candidate | Non
     by_idf = sorted((t for t in q.stems if t not in q.wh_modifiers), key=lambda t: -q.stems[t])
     # a thing the question names that no document mentions says most ("the Taiwan *Strait*"); the kind of
     # answer asked for ("which *outlet*") says least: named first and last
-    unheard = {stem(word.lower()) for word in never_mentioned(q, hits)}
+    unheard = never_mentioned(q, hits)
     absent = [spelled.get(t, t) for t in sorted(by_idf, key=lambda t: (t not in unheard, t in q.category))
               if t not in present_anywhere][:3]
     near = best.terms if best is not None else present_anywhere

@@ -150,16 +150,16 @@ def predates(asked_years: set[str], hit: Hit) -> bool:
     return not (asked_years & years_named(hit)) and min(int(y) for y in asked_years) > int(hit.date[:4])
 
 
-def never_mentioned(q: QuestionTerms, hits: Sequence[Hit]) -> list[str]:
+def never_mentioned(q: QuestionTerms, hits: Sequence[Hit]) -> set[str]:
     """The things the question names (a word, not an acronym or a number) that no document mentions and no
-    retrieved passage spells one letter otherwise ("Sigimund" of "Sigismund" is a typo, not a new thing); as
-    the question writes them. Years are left out: an article rarely states its own."""
-    unknown = [word for term, word in q.named.items() if term in q.unknown]
+    retrieved passage spells one letter otherwise ("Sigimund" of "Sigismund" is a typo, not a new thing); their
+    stems. Years are left out: an article rarely states its own."""
+    unknown = {term: word for term, word in q.named.items() if term in q.unknown}
     if not unknown:
-        return []
+        return set()
     seen = {w for h in hits for w in words(h.text)}
-    return [word for word in unknown
-            if not any(abs(len(w) - len(word)) <= 1 and spelt_alike(w, word) for w in seen)]
+    return {term for term, word in unknown.items()
+            if not any(abs(len(w) - len(word)) <= 1 and spelt_alike(w, word) for w in seen)}
 
 
 def _window(c: Candidate) -> str:

@@ -89,27 +89,27 @@ def type_present(kind: str, text: str, question_words: set[str]) -> bool:
                for i, t in enumerate(tokens) if t.lower() not in question_words)
 
 
+def _names_as_written(question: str) -> list[str]:
+    """Capitalised words past the first and tokens with digits, possessive dropped, stopwords left out."""
+    out = []
+    for i, token in enumerate(re.findall(r"[^\W_]+(?:['’][^\W_]+)*", question)):
+        word = re.sub(r"['’]s$", "", token)
+        if word.lower() not in STOPWORDS and (_DIGIT.search(word) or (i > 0 and word[0].isupper())):
+            out.append(word)
+    return out
+
+
 def question_names(question: str) -> list[str]:
     """Names and numbers the question mentions (capitalised words past the first, tokens with digits), stemmed."""
-    tokens = re.findall(r"[^\W_]+(?:['’][^\W_]+)*", question)
-    out = []
-    for i, token in enumerate(tokens):
-        word = re.sub(r"['’]s$", "", token).lower()
-        if word in STOPWORDS:
-            continue
-        if _DIGIT.search(token) or (i > 0 and token[0].isupper()):
-            out.append(stem(word))
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(stem(word.lower()) for word in _names_as_written(question)))
 
 
 def named_words(question: str) -> dict[str, str]:
-    """The things the question names by a word: capitalised words past the first, leaving out acronyms ("US",
-    "AAA": as often written out) and numbers; stem → the word as written."""
+    """The things the question names by a word: its names (see :func:`question_names`) leaving out acronyms
+    ("US", "AAA": as often written out) and numbers; stem → the word as written."""
     out: dict[str, str] = {}
-    for i, token in enumerate(re.findall(r"[^\W_]+(?:['’][^\W_]+)*", question)):
-        word = re.sub(r"['’]s$", "", token)
-        if (i > 0 and word[0].isupper() and not (len(word) > 1 and word.isupper()) and not _DIGIT.search(word)
-                and word.lower() not in STOPWORDS):
+    for word in _names_as_written(question):
+        if not _DIGIT.search(word) and not (len(word) > 1 and word.isupper()):
             out.setdefault(stem(word.lower()), word)
     return out
 
